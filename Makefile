@@ -1,0 +1,40 @@
+# `make help` lists the targets. Everything runs inside .venv, which `make setup` creates.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Tests never reach a model hub or W&B's servers.
+TEST_ENV := HF_HUB_OFFLINE=1 WANDB_MODE=offline
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv with the pinned dependencies (torch from constraints.txt)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup ## move the rocket in scikit-image's photo; results land in outputs/runs/
+	$(BIN)/python scripts/displace.py
+
+test: setup ## run every test, offline
+	$(TEST_ENV) $(BIN)/python -m pytest
+
+test-fast: setup ## the tests without the end-to-end CLI runs
+	$(TEST_ENV) $(BIN)/python -m pytest -m "not slow"
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## remove run outputs and caches (keeps .venv)
+	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache

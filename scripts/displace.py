@@ -1,0 +1,22 @@
+"""Move an object in a photo: `python scripts/displace.py --help`."""
+
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from object_displacement.cli import exit_on_user_error
+from object_displacement.task import displace
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="displace")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    displace(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""The one exception type for mistakes a user can make and fix."""
+
+
+class DisplacementError(Exception):
+    """Bad input or an impossible request; the message says what to change.
+
+    Entry points print it as one line on stderr and exit with code 2. Anything else that
+    escapes is a bug and keeps its traceback.
+    """

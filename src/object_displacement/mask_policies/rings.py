@@ -1,0 +1,101 @@
+"""The method's mask policy: a seam ring, the hole, and a ring around the old place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+from object_displacement.errors import DisplacementError
+from object_displacement.fill import smooth_fill
+from object_displacement.geometry import bbox_diagonal, dilate, ring, shift
+from object_displacement.mask_policies.base import MaskPolicy
+from object_displacement.types import Candidate, Image, Mask, Plan
+
+log = logging.getLogger(__name__)
+
+
+class RingMaskPolicy(MaskPolicy):
+    """Build the inpainting mask the way the method does, with sizes that scale.
+
+    The mask is the union of (a) a ``seam`` ring just outside the pasted object, so its
+    edge is re-synthesized and blends, (b) the hole the object left, prefilled from the
+    surrounding background, and (c) a ``hole_ring`` around the old place, optionally
+    sprinkled further out with random ``speckle`` dots. The pasted object itself is
+    never inpainted.
+
+    Sizes are fractions of the object's bounding-box diagonal when ``units`` is
+    ``relative`` (the default: the method's fixed pixel sizes had to be retuned for every
+    image), or pixels when ``units`` is ``pixels``.
+
+    Args:
+        units: ``relative`` or ``pixels``; applies to ``seam``, ``hole_ring`` and
+            ``speckle_band``.
+        seam: width of the ring re-synthesized around the pasted object.
+        hole_ring: width of the ring masked around the original place.
+        prefill: fill the hole from its surroundings before inpainting, so inpainters
+            that keep some of the masked content (diffusion at strength < 1) start from
+            background, not from the object.
+        speckle_density: share of pixels in the speckle band that seed a masked dot
+            (0 turns speckles off).
+        speckle_band: width of the band, beyond ``hole_ring``, that speckles fall in.
+        speckle_radius: radius of each speckle, in pixels.
+        seed: seed of the speckle pattern.
+    """
+
+    def __init__(
+        self,
+        units: Literal["relative", "pixels"] = "relative",
+        seam: float = 0.03,
+        hole_ring: float = 0.04,
+        prefill: bool = True,
+        speckle_density: float = 0.0,
+        speckle_band: float = 0.1,
+        speckle_radius: int = 2,
+        seed: int = 0,
+    ) -> None:
+        if units not in ("relative", "pixels"):
+            raise ValueError(f"units must be 'relative' or 'pixels', got {units!r}")
+        self.units = units
+        self.seam = seam
+        self.hole_ring = hole_ring
+        self.prefill = prefill
+        self.speckle_density = speckle_density
+        self.speckle_band = speckle_band
+        self.speckle_radius = speckle_radius
+        self.seed = seed
+
+    def plan(self, image: Image, mask: Mask, dx: int, dy: int) -> Plan:
+        moved = shift(mask, dx, dy)
+        kept = int(moved.sum()) / max(1, int(mask.sum()))
+        if not moved.any():
+            raise DisplacementError(
+                f"displacement dx={dx} dy={dy} moves the object wholly out of the "
+                f"{image.shape[1]}x{image.shape[0]} frame"
+            )
+        if kept < 1.0:
+            log.warning("%.0f%% of the object leaves the frame and is dropped", 100 * (1 - kept))
+
+        pixels = self.pixel_sizes(mask)
+        hole = mask & ~moved
+        inpaint = hole | ring(moved, pixels["seam"]) | ring(mask, pixels["hole_ring"])
+        if self.speckle_density > 0:
+            inpaint |= self._speckles(mask, pixels["hole_ring"], pixels["speckle_band"])
+        inpaint &= ~moved
+
+        composite = smooth_fill(image, mask) if self.prefill else image.copy()
+        composite[moved] = shift(image, dx, dy)[moved]
+        return Plan(composite, inpaint, moved, dx=dx, dy=dy, kept_fraction=kept)
+
+    def pixel_sizes(self, mask: Mask) -> dict[str, int]:
+        """The ring widths in pixels for this object."""
+        scale = bbox_diagonal(Candidate(mask).bbox) if self.units == "relative" else 1.0
+        sizes = {"seam": self.seam, "hole_ring": self.hole_ring, "speckle_band": self.speckle_band}
+        return {name: max(0, round(value * scale)) for name, value in sizes.items()}
+
+    def _speckles(self, mask: Mask, inner: int, band: int) -> Mask:
+        zone = dilate(mask, inner + band) & ~dilate(mask, inner)
+        rng = np.random.default_rng(self.seed)
+        seeds = zone & (rng.random(mask.shape) < self.speckle_density)
+        return dilate(seeds, self.speckle_radius)

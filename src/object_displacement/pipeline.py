@@ -1,0 +1,51 @@
+"""The stages of a displacement, run in order and timed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from object_displacement.errors import DisplacementError
+from object_displacement.inpainters.base import Inpainter
+from object_displacement.mask_policies.base import MaskPolicy
+from object_displacement.segmenters.base import Segmenter
+from object_displacement.selectors.base import Selector
+from object_displacement.types import Image, Result, Target
+
+T = TypeVar("T")
+
+
+class Pipeline:
+    """segment -> select -> plan -> inpaint; with no displacement it stops after select."""
+
+    def __init__(
+        self, segmenter: Segmenter, selector: Selector, mask_policy: MaskPolicy, inpainter: Inpainter
+    ) -> None:
+        self.segmenter = segmenter
+        self.selector = selector
+        self.mask_policy = mask_policy
+        self.inpainter = inpainter
+
+    def __call__(self, image: Image, target: Target, dx: int = 0, dy: int = 0) -> Result:
+        timings: dict[str, float] = {}
+
+        def timed(stage: str, fn: Callable[[], T]) -> T:
+            start = time.perf_counter()
+            value = fn()
+            timings[stage] = time.perf_counter() - start
+            return value
+
+        candidates = timed("segment", lambda: self.segmenter.propose(image, target))
+        if not candidates:
+            raise DisplacementError(f"no candidate object found for the {target.kind} target")
+        ranked = timed("select", lambda: self.selector.select(image, candidates, target))
+        result = Result(image, target, candidates=candidates, ranking=ranked, timings=timings)
+        if dx == 0 and dy == 0:
+            return result
+        result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, dx, dy))
+        plan = result.plan
+        result.output = timed(
+            "inpaint", lambda: self.inpainter.inpaint(plan.composite, plan.inpaint_mask, plan.moved_mask)
+        )
+        return result

@@ -1,0 +1,15 @@
+"""What every segmenter does: propose candidate objects for a target."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from object_displacement.types import Candidate, Image, Target
+
+
+class Segmenter(ABC):
+    """Proposes candidate object masks; a selector later decides which one is meant."""
+
+    @abstractmethod
+    def propose(self, image: Image, target: Target) -> list[Candidate]:
+        """Candidate objects in ``image`` for ``target``; an empty list if none."""

@@ -1,0 +1,70 @@
+"""Turning the user's target settings into a checked :class:`Target`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from object_displacement.errors import DisplacementError
+from object_displacement.geometry import clip_box
+from object_displacement.types import Target
+
+log = logging.getLogger(__name__)
+
+
+def make_target(
+    width: int,
+    height: int,
+    prompt: str | None = None,
+    point: Sequence[float] | None = None,
+    box: Sequence[float] | None = None,
+) -> Target:
+    """Build the target for a ``width`` x ``height`` image, checking it lies inside.
+
+    When several cues are given the most specific wins (prompt, then point, then box), so
+    ``target.point=[x,y]`` on the command line overrides the demo's default box.
+    """
+    if prompt is not None and str(prompt).strip():
+        _ignored("target.prompt", point=point, box=box)
+        return Target(prompt=str(prompt).strip())
+    if point is not None:
+        _ignored("target.point", box=box)
+        return Target(point=_check_point(point, width, height))
+    if box is not None:
+        return Target(box=_check_box(box, width, height))
+    raise DisplacementError(
+        "no target: give target.box=[x0,y0,x1,y1], target.point=[x,y] or target.prompt=TEXT"
+    )
+
+
+def _ignored(used: str, **others: object) -> None:
+    for name, value in others.items():
+        if value is not None:
+            log.info("using %s; ignoring target.%s=%s", used, name, value)
+
+
+def _numbers(value: Sequence[float], count: int, name: str) -> list[int]:
+    try:
+        numbers = [round(float(v)) for v in value]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != count:
+        raise DisplacementError(f"target.{name} needs {count} numbers, got {value}")
+    return numbers
+
+
+def _check_point(point: Sequence[float], width: int, height: int) -> tuple[int, int]:
+    x, y = _numbers(point, 2, "point")
+    if not (0 <= x < width and 0 <= y < height):
+        raise DisplacementError(f"point {[x, y]} is outside the {width}x{height} image")
+    return (x, y)
+
+
+def _check_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = _numbers(box, 4, "box")
+    if x1 <= x0 or y1 <= y0:
+        raise DisplacementError(f"box {[x0, y0, x1, y1]} is empty: need x0 < x1 and y0 < y1")
+    clipped = clip_box((x0, y0, x1, y1), width, height)
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        raise DisplacementError(f"box {[x0, y0, x1, y1]} is outside the {width}x{height} image")
+    return clipped

@@ -1,0 +1,45 @@
+"""Pictures of a run for people: mask overlays, the inpaint mask, a labelled grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from object_displacement.types import Image, Mask
+
+RED = (255, 0, 0)
+CYAN = (0, 200, 255)
+
+
+def overlay(image: Image, mask: Mask, color: tuple[int, int, int] = RED, alpha: float = 0.5) -> Image:
+    """Tint ``mask`` with ``color`` on ``image`` and outline it, so its edge is visible."""
+    out = image.copy()
+    tint = np.asarray(color, dtype=np.float32)
+    out[mask] = (alpha * tint + (1 - alpha) * image[mask]).astype(np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, color, thickness=1)
+    return out
+
+
+def mask_to_rgb(mask: Mask) -> Image:
+    return np.repeat((mask.astype(np.uint8) * 255)[..., None], 3, axis=2)
+
+
+def grid(panels: Sequence[tuple[str, Image]], height: int = 360) -> Image:
+    """Panels side by side at a common ``height``, each with its label on a dark bar."""
+    bar = 24
+    tiles = []
+    for label, image in panels:
+        h, w = image.shape[:2]
+        width = max(1, round(w * height / h))
+        tile = np.zeros((height + bar, width, 3), dtype=np.uint8)
+        tile[bar:] = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        cv2.putText(tile, label, (6, bar - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    gap = np.full((height + bar, 4, 3), 255, dtype=np.uint8)
+    row = [tiles[0]]
+    for tile in tiles[1:]:
+        row += [gap, tile]
+    return np.concatenate(row, axis=1)

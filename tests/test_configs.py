@@ -1,0 +1,30 @@
+"""Every option of every config group composes and builds the right kind of component."""
+
+import pytest
+from hydra.utils import instantiate
+
+from object_displacement.inpainters.base import Inpainter
+from object_displacement.mask_policies.base import MaskPolicy
+from object_displacement.segmenters.base import Segmenter
+from object_displacement.selectors.base import Selector
+from tests.conftest import CONF, compose_config
+
+KINDS = {"segmenter": Segmenter, "selector": Selector, "mask_policy": MaskPolicy, "inpainter": Inpainter}
+OPTIONS = [(group, path.stem) for group in KINDS for path in sorted((CONF / group).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_instantiates(group, option):
+    cfg = compose_config([f"{group}={option}"])
+    assert isinstance(instantiate(cfg[group]), KINDS[group])
+
+
+def test_every_group_has_options():
+    assert {group for group, _ in OPTIONS} == set(KINDS)
+
+
+def test_default_config_is_the_classical_rocket_demo():
+    cfg = compose_config()
+    assert cfg.image is None and cfg.demo.image == "skimage:rocket"
+    assert cfg.segmenter._target_.endswith("GrabCutSegmenter")
+    assert cfg.inpainter._target_.endswith("PatchMatchInpainter")

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from object_displacement.geometry import box_iou, dilate, ring, shift
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(5, 0), (0, 7), (-3, -4), (10, 6), (0, 0)])
+def test_shift_moves_pixel_to_x_plus_dx_y_minus_dy(dx, dy):
+    array = np.zeros((30, 40), dtype=np.int32)
+    array[15, 20] = 7
+    moved = shift(array, dx, dy)
+    assert moved[15 - dy, 20 + dx] == 7
+    assert moved.sum() == 7
+
+
+def test_shift_positive_dy_moves_up_and_drops_pixels_past_the_frame():
+    array = np.arange(12).reshape(4, 3)
+    moved = shift(array, 0, 1)
+    np.testing.assert_array_equal(moved[:3], array[1:])
+    np.testing.assert_array_equal(moved[3], 0)  # uncovered row is zero, not wrapped
+
+
+def test_shift_beyond_the_frame_is_empty():
+    assert not shift(np.ones((5, 5), dtype=bool), 5, 0).any()
+    assert not shift(np.ones((5, 5), dtype=bool), 0, -9).any()
+
+
+def test_shift_keeps_colour_images_whole():
+    image = np.zeros((10, 10, 3), dtype=np.uint8)
+    image[2, 3] = (1, 2, 3)
+    np.testing.assert_array_equal(shift(image, 4, -5)[7, 7], (1, 2, 3))
+
+
+def test_ring_is_outside_the_mask_and_within_radius():
+    mask = np.zeros((41, 41), dtype=bool)
+    mask[20, 20] = True
+    band = ring(mask, 5)
+    assert not (band & mask).any()
+    ys, xs = np.nonzero(band)
+    assert np.hypot(ys - 20, xs - 20).max() < 5.5  # a digital disk of radius 5
+    assert band[20, 25] and band[15, 20] and not band[20, 26]
+    assert dilate(mask, 0).sum() == 1
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0

@@ -1,0 +1,84 @@
+import logging
+
+import numpy as np
+import pytest
+
+from object_displacement.errors import DisplacementError
+from object_displacement.geometry import dilate, shift
+from object_displacement.mask_policies.rings import RingMaskPolicy
+
+
+def pixel_policy(**kwargs) -> RingMaskPolicy:
+    defaults = {"units": "pixels", "seam": 3, "hole_ring": 4, "prefill": False}
+    return RingMaskPolicy(**{**defaults, **kwargs})
+
+
+def test_object_pixels_land_exactly_at_x_plus_dx_y_minus_dy(square_scene):
+    image, mask = square_scene
+    plan = pixel_policy().plan(image, mask, dx=50, dy=20)
+    assert plan.moved_mask[20:50, 80:110].all() and plan.moved_mask.sum() == mask.sum()
+    np.testing.assert_array_equal(plan.composite[20:50, 80:110], image[40:70, 30:60])
+
+
+def test_inpaint_mask_is_hole_plus_rings_and_never_the_moved_object(square_scene):
+    image, mask = square_scene
+    plan = pixel_policy().plan(image, mask, dx=50, dy=20)
+    moved = shift(mask, 50, 20)
+    expected = (mask | (dilate(moved, 3) & ~moved) | (dilate(mask, 4) & ~mask)) & ~moved
+    np.testing.assert_array_equal(plan.inpaint_mask, expected)
+    assert not (plan.inpaint_mask & plan.moved_mask).any()
+
+
+def test_overlapping_old_and_new_place_keep_the_object_and_mask_only_the_uncovered_part(square_scene):
+    image, mask = square_scene
+    plan = pixel_policy(seam=0, hole_ring=0).plan(image, mask, dx=10, dy=0)
+    np.testing.assert_array_equal(plan.inpaint_mask, mask & ~shift(mask, 10, 0))
+    assert plan.inpaint_mask.sum() == 30 * 10  # the 10-pixel strip the object uncovered
+
+
+def test_relative_sizes_scale_with_the_object(square_scene):
+    mask = square_scene[1]
+    policy = RingMaskPolicy(units="relative", seam=0.1, hole_ring=0.2)
+    diagonal = np.hypot(30, 30)
+    assert policy.pixel_sizes(mask) == {
+        "seam": round(0.1 * diagonal),
+        "hole_ring": round(0.2 * diagonal),
+        "speckle_band": round(0.1 * diagonal),
+    }
+    big = np.zeros((240, 320), dtype=bool)
+    big[80:140, 60:120] = True
+    assert policy.pixel_sizes(big)["seam"] == round(0.1 * np.hypot(60, 60))
+
+
+def test_speckles_fall_only_in_the_band_beyond_the_hole_ring(square_scene):
+    image, mask = square_scene
+    plain = pixel_policy().plan(image, mask, dx=60, dy=0).inpaint_mask
+    speckled = pixel_policy(speckle_density=0.05, speckle_band=10, speckle_radius=1)
+    extra = speckled.plan(image, mask, dx=60, dy=0).inpaint_mask & ~plain
+    assert extra.any()
+    allowed = dilate(mask, 4 + 10 + 1) & ~dilate(mask, 4 - 1)
+    assert not (extra & ~allowed).any()
+
+
+def test_prefill_replaces_the_object_in_the_hole_with_background(square_scene):
+    image, mask = square_scene
+    plan = RingMaskPolicy(prefill=True).plan(image, mask, dx=80, dy=0)
+    hole = mask & ~plan.moved_mask
+    assert np.abs(plan.composite[hole].astype(int) - 128).max() <= 2
+    outside = ~hole & ~plan.moved_mask
+    np.testing.assert_array_equal(plan.composite[outside], image[outside])
+
+
+def test_object_touching_the_border_is_clipped_with_a_warning(square_scene, caplog):
+    image, mask = square_scene
+    with caplog.at_level(logging.WARNING):
+        plan = pixel_policy().plan(image, mask, dx=115, dy=0)  # x 145..174 in a 160-wide frame
+    assert plan.kept_fraction == pytest.approx(15 / 30)
+    assert plan.moved_mask[40:70, 145:160].all() and plan.moved_mask.sum() == 30 * 15
+    assert "leaves the frame" in caplog.text
+
+
+def test_object_moved_wholly_out_of_the_frame_is_an_error(square_scene):
+    image, mask = square_scene
+    with pytest.raises(DisplacementError, match="wholly out"):
+        pixel_policy().plan(image, mask, dx=0, dy=80)

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+from skimage import data
+
+from object_displacement.errors import DisplacementError
+from object_displacement.segmenters.grabcut import GrabCutSegmenter
+from object_displacement.selectors.auto import AutoSelector
+from object_displacement.selectors.box import BoxSelector
+from object_displacement.selectors.point import PointSelector
+from object_displacement.types import Candidate, Target
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_grabcut_finds_a_textured_square_in_its_box(square_scene):
+    image, mask = square_scene
+    candidates = GrabCutSegmenter().propose(image, Target(box=(25, 35, 65, 75)))
+    assert iou(candidates[0].mask, mask) > 0.95
+
+
+def test_grabcut_from_a_point_inside_the_object(square_scene):
+    image, mask = square_scene
+    candidates = GrabCutSegmenter(point_box=0.4).propose(image, Target(point=(45, 55)))
+    assert iou(candidates[0].mask, mask) > 0.9
+
+
+def test_grabcut_keeps_the_rockets_nose_cone():
+    # GrabCut alone stops at row ~145: the dim fairing top looks like the grey horizon
+    image = data.rocket()
+    mask = GrabCutSegmenter().propose(image, Target(box=(300, 120, 345, 408)))[0].mask
+    rows = np.flatnonzero(mask.any(axis=1))
+    assert rows[0] <= 130 and rows[-1] >= 400
+    assert mask[135, 318:328].all()  # across the fairing, below its tip
+    assert not mask[135, 300] and not mask[135, 344]  # sky either side
+
+
+def test_grabcut_rejects_a_text_target(square_scene):
+    with pytest.raises(DisplacementError, match="text"):
+        GrabCutSegmenter().propose(square_scene[0], Target(prompt="cat"))
+
+
+def boxed(x0: int, y0: int, x1: int, y1: int, score: float = 0.0) -> Candidate:
+    mask = np.zeros((100, 100), dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return Candidate(mask=mask, score=score)
+
+
+def test_box_selector_ranks_by_iou_and_drops_non_overlapping():
+    small, right, far = boxed(10, 10, 30, 30), boxed(12, 10, 52, 30), boxed(70, 70, 90, 90)
+    ranked = BoxSelector().select(None, [small, far, right], Target(box=(10, 10, 50, 30)))
+    assert [c.bbox for c in ranked] == [right.bbox, small.bbox]
+    assert ranked[0].score == pytest.approx(38 * 20 / (42 * 20))
+
+
+def test_box_selector_says_when_nothing_overlaps():
+    with pytest.raises(DisplacementError, match="no object matches box"):
+        BoxSelector().select(None, [boxed(70, 70, 90, 90)], Target(box=(0, 0, 20, 20)))
+
+
+def test_point_selector_prefers_the_smaller_of_equally_scored_masks():
+    cup, table, elsewhere = boxed(40, 40, 60, 60, 0.9), boxed(0, 30, 100, 100, 0.9), boxed(0, 0, 10, 10, 1.0)
+    ranked = PointSelector().select(None, [table, elsewhere, cup], Target(point=(50, 50)))
+    assert [c.bbox for c in ranked] == [cup.bbox, table.bbox]
+    with pytest.raises(DisplacementError, match="no object found at point"):
+        PointSelector().select(None, [cup], Target(point=(5, 95)))
+
+
+def test_auto_selector_dispatches_on_the_target_kind():
+    auto = AutoSelector(box=BoxSelector(), point=PointSelector())
+    candidates = [boxed(10, 10, 30, 30), boxed(50, 50, 90, 90)]
+    assert auto.select(None, candidates, Target(point=(60, 60)))[0].bbox == (50, 50, 90, 90)
+    assert auto.select(None, candidates, Target(box=(8, 8, 32, 32)))[0].bbox == (10, 10, 30, 30)
+    with pytest.raises(DisplacementError, match="selector=clip"):
+        auto.select(None, candidates, Target(prompt="cup"))
