@@ -85,7 +85,7 @@ def test_mask_mode_writes_the_mask_and_an_overlay(cat_jpg, tmp_path):
         (["image={flat}", "target.box=[10,10,60,60]"], "no candidate"),
         (["image={cat}", "target.box=[140,40,330,300]", "dx=5000"], "wholly out"),
         (["image={cat}", "target.box=[140,40,330,300]", "dx=5", "output={cat}"], "is the input"),
-        (["image={cat}", "target.prompt=cat"], "text target"),
+        (["image={cat}", "target.prompt=cat"], "text-only target"),
         (["dx=left"], "dx must be a number"),
     ],
 )

@@ -37,7 +37,7 @@ def test_grabcut_keeps_the_rockets_nose_cone():
 
 
 def test_grabcut_rejects_a_text_target(square_scene):
-    with pytest.raises(DisplacementError, match="text"):
+    with pytest.raises(DisplacementError, match="segmenter=sam"):
         GrabCutSegmenter().propose(square_scene[0], Target(prompt="cat"))
 
 
@@ -74,3 +74,5 @@ def test_auto_selector_dispatches_on_the_target_kind():
     assert auto.select(None, candidates, Target(box=(8, 8, 32, 32)))[0].bbox == (10, 10, 30, 30)
     with pytest.raises(DisplacementError, match="selector=clip"):
         auto.select(None, candidates, Target(prompt="cup"))
+    # without a text selector, the place decides and the prompt is not needed
+    assert auto.select(None, candidates, Target("cup", point=(60, 60)))[0].bbox == (50, 50, 90, 90)

@@ -5,10 +5,17 @@ from object_displacement.targets import make_target
 from object_displacement.types import Target
 
 
-def test_most_specific_cue_wins():
-    assert make_target(100, 80, prompt="cup", point=[1, 2], box=[0, 0, 5, 5]) == Target(prompt="cup")
+def test_a_prompt_combines_with_one_place_and_a_point_beats_a_box():
+    assert make_target(100, 80, prompt="cup", point=[1, 2], box=[0, 0, 5, 5]) == Target("cup", (1, 2))
+    assert make_target(100, 80, prompt=" cup ", box=[0, 0, 5, 5]) == Target("cup", box=(0, 0, 5, 5))
     assert make_target(100, 80, point=[1, 2], box=[0, 0, 5, 5]) == Target(point=(1, 2))
-    assert make_target(100, 80, box=[0, 0, 5, 5]) == Target(box=(0, 0, 5, 5))
+    assert make_target(100, 80, prompt="cup") == Target(prompt="cup")
+    assert make_target(100, 80, prompt="cup", box=[0, 0, 5, 5]).kind == "prompt+box"
+
+
+def test_a_target_never_holds_both_a_point_and_a_box():
+    with pytest.raises(ValueError):
+        Target(point=(1, 2), box=(0, 0, 5, 5))
 
 
 def test_box_partly_outside_is_clipped():
@@ -19,6 +26,7 @@ def test_box_partly_outside_is_clipped():
     ("kwargs", "message"),
     [
         ({}, "no target"),
+        ({"prompt": "  "}, "no target"),
         ({"box": [10, 10, 10, 20]}, "empty"),
         ({"box": [200, 200, 300, 300]}, "outside"),
         ({"box": [1, 2, 3]}, "4 numbers"),

@@ -21,17 +21,17 @@ def make_target(
 ) -> Target:
     """Build the target for a ``width`` x ``height`` image, checking it lies inside.
 
-    When several cues are given the most specific wins (prompt, then point, then box), so
-    ``target.point=[x,y]`` on the command line overrides the demo's default box.
+    A prompt combines with a point or a box. Given both a point and a box, the point (the
+    more specific cue) wins, so ``target.point=[x,y]`` overrides a box set elsewhere.
     """
-    if prompt is not None and str(prompt).strip():
-        _ignored("target.prompt", point=point, box=box)
-        return Target(prompt=str(prompt).strip())
+    text = str(prompt).strip() if prompt is not None else ""
     if point is not None:
         _ignored("target.point", box=box)
-        return Target(point=_check_point(point, width, height))
+        return Target(prompt=text or None, point=_check_point(point, width, height))
     if box is not None:
-        return Target(box=_check_box(box, width, height))
+        return Target(prompt=text or None, box=_check_box(box, width, height))
+    if text:
+        return Target(prompt=text)
     raise DisplacementError(
         "no target: give target.box=[x0,y0,x1,y1], target.point=[x,y] or target.prompt=TEXT"
     )

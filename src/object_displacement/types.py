@@ -26,20 +26,24 @@ Point = tuple[int, int]
 
 @dataclass(frozen=True)
 class Target:
-    """What the user wants to move: exactly one of a text prompt, a point or a box."""
+    """What the user wants to move: a text prompt, a point or a box, or a prompt with one
+    of the two ("the backpack in this box"): the geometry localizes, the text decides."""
 
     prompt: str | None = None
     point: Point | None = None
     box: Box | None = None
 
+    def __post_init__(self) -> None:
+        if self.point is not None and self.box is not None:
+            raise ValueError("a target holds a point or a box, not both")
+        if self.prompt is None and self.point is None and self.box is None:
+            raise ValueError("a target needs a prompt, a point or a box")
+
     @property
     def kind(self) -> str:
-        """``"prompt"``, ``"point"`` or ``"box"``: the cue this target carries."""
-        if self.prompt is not None:
-            return "prompt"
-        if self.point is not None:
-            return "point"
-        return "box"
+        """The cues it carries: ``prompt``, ``point``, ``box``, ``prompt+point``, ``prompt+box``."""
+        cues = [name for name in ("prompt", "point", "box") if getattr(self, name) is not None]
+        return "+".join(cues)
 
 
 @dataclass

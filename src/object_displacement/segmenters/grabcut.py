@@ -62,9 +62,8 @@ class GrabCutSegmenter(Segmenter):
             box = self._box_around(target.point, width, height)
         else:
             raise DisplacementError(
-                f"a text target ('{target.prompt}') needs a segmenter that proposes every "
-                "object and the CLIP selector, which are not available yet: give "
-                "target.box=[x0,y0,x1,y1] or target.point=[x,y]"
+                f"a text-only target ('{target.prompt}') needs a segmenter that proposes "
+                "every object: use segmenter=sam selector=clip, or give target.box or target.point"
             )
         crop = self._crop(box, width, height)
         patch = np.ascontiguousarray(image[crop[1] : crop[3], crop[0] : crop[2]])

@@ -8,19 +8,26 @@ from object_displacement.types import Candidate, Image, Target
 
 
 class AutoSelector(Selector):
-    """Use ``box`` for a box target, ``point`` for a point, ``prompt`` for text.
+    """Use ``prompt`` for a target with text (when configured), else ``point`` or ``box``.
 
     The default config uses this so ``target.point=...`` or ``target.box=...`` works
-    without also naming a selector.
+    without also naming a selector; a prompt next to a box or point is then ignored.
     """
 
     def __init__(self, box: Selector, point: Selector, prompt: Selector | None = None) -> None:
         self.by_kind: dict[str, Selector | None] = {"box": box, "point": point, "prompt": prompt}
 
     def select(self, image: Image, candidates: list[Candidate], target: Target) -> list[Candidate]:
-        selector = self.by_kind[target.kind]
-        if selector is None:
+        if target.prompt is not None and self.by_kind["prompt"] is not None:
+            kind = "prompt"
+        elif target.point is not None:
+            kind = "point"
+        elif target.box is not None:
+            kind = "box"
+        else:
             raise DisplacementError(
                 f"a text target ('{target.prompt}') needs the CLIP selector: add selector=clip"
             )
+        selector = self.by_kind[kind]
+        assert selector is not None
         return selector.select(image, candidates, target)
