@@ -41,3 +41,11 @@ def square_scene() -> tuple[np.ndarray, np.ndarray]:
     texture = rng.integers(0, 40, size=(30, 30, 1), dtype=np.uint8)
     image[40:70, 30:60] = np.array([200, 30, 30], dtype=np.uint8) + texture
     return image, mask
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random SAM, open_clip, SD and SDXL inpainting models, saved in real formats."""
+    from tests.tiny_models import save_all
+
+    return save_all(tmp_path_factory.mktemp("tiny_models"))

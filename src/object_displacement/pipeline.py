@@ -27,6 +27,17 @@ class Pipeline:
         self.mask_policy = mask_policy
         self.inpainter = inpainter
 
+    def components(self) -> list[object]:
+        """The stages' components, including those nested in a selector that dispatches."""
+        nested = list(getattr(self.selector, "by_kind", {}).values())
+        return [
+            self.segmenter,
+            self.selector,
+            *[n for n in nested if n is not None],
+            self.mask_policy,
+            self.inpainter,
+        ]
+
     def __call__(self, image: Image, target: Target, dx: int = 0, dy: int = 0) -> Result:
         timings: dict[str, float] = {}
 

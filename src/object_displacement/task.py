@@ -15,6 +15,7 @@ from object_displacement.inpainters.base import Inpainter
 from object_displacement.io import WRITABLE_SUFFIXES, read_image, same_file, write_image
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.pipeline import Pipeline
+from object_displacement.runtime import UsesDevice, make_fabric
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
 from object_displacement.targets import make_target
@@ -34,12 +35,19 @@ def build(node: DictConfig, kind: type[T]) -> T:
 
 
 def build_pipeline(cfg: DictConfig) -> Pipeline:
-    return Pipeline(
+    """The configured components; those that run a model get the Fabric of ``cfg.fabric``."""
+    pipeline = Pipeline(
         segmenter=build(cfg.segmenter, Segmenter),
         selector=build(cfg.selector, Selector),
         mask_policy=build(cfg.mask_policy, MaskPolicy),
         inpainter=build(cfg.inpainter, Inpainter),
     )
+    models = [c for c in pipeline.components() if isinstance(c, UsesDevice)]
+    if models:
+        fabric = make_fabric(**cfg.fabric)
+        for component in models:
+            component.setup(fabric)
+    return pipeline
 
 
 def job_settings(cfg: DictConfig) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+"""Segment Anything: every object in the photo, or the few around a point or a box."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from object_displacement.errors import DisplacementError
+from object_displacement.runtime import UsesDevice
+from object_displacement.segmenters.base import Segmenter
+from object_displacement.types import Candidate, Image, Target
+from object_displacement.weights import load_once, local_file
+
+ENCODERS: dict[str, dict[str, Any]] = {
+    "vit_b": {"embed_dim": 768, "depth": 12, "num_heads": 12, "global_attn_indexes": [2, 5, 8, 11]},
+    "vit_l": {"embed_dim": 1024, "depth": 24, "num_heads": 16, "global_attn_indexes": [5, 11, 17, 23]},
+    "vit_h": {"embed_dim": 1280, "depth": 32, "num_heads": 16, "global_attn_indexes": [7, 15, 23, 31]},
+}
+"""The image encoders of the released checkpoints (segment_anything's registry)."""
+
+CHECKPOINTS = {
+    "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+    "vit_l": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+    "vit_h": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+}
+"""Where `make weights` downloads each released checkpoint from."""
+
+
+class SamSegmenter(Segmenter, UsesDevice):
+    """Propose objects with SAM.
+
+    A text-only target runs the automatic mask generator (a grid of point prompts) and
+    leaves the choice to the selector; a point or a box runs the predictor once: one
+    image embedding, ``multimask`` masks, far cheaper. The embedding of the last image is
+    kept, so several prompts on one photo encode it once.
+
+    Args:
+        model_type: ``vit_b``, ``vit_l`` or ``vit_h``.
+        checkpoint: path of the SAM state dict (``.pth``); ``None`` means the released
+            file for ``model_type`` in ``weights_dir``, where `make weights` puts it.
+        weights_dir: see ``checkpoint``.
+        encoder: overrides of the image encoder's shape (``embed_dim``, ``depth``,
+            ``num_heads``, ``global_attn_indexes``), for checkpoints of other sizes.
+        points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh,
+        min_mask_region_area, crop_n_layers: ``SamAutomaticMaskGenerator`` settings.
+        multimask: in prompted mode, propose SAM's three nested masks, not just one.
+    """
+
+    def __init__(
+        self,
+        model_type: str = "vit_b",
+        checkpoint: str | None = None,
+        weights_dir: str = "data/weights",
+        encoder: dict[str, Any] | None = None,
+        points_per_side: int = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        min_mask_region_area: int = 0,
+        crop_n_layers: int = 0,
+        multimask: bool = True,
+    ) -> None:
+        if model_type not in ENCODERS:
+            raise ValueError(f"model_type must be one of {sorted(ENCODERS)}, got {model_type!r}")
+        self.model_type = model_type
+        self.checkpoint = checkpoint or str(Path(weights_dir) / CHECKPOINTS[model_type].rsplit("/", 1)[1])
+        self.encoder = {**ENCODERS[model_type], **(encoder or {})}
+        self.generator_settings = {
+            "points_per_side": points_per_side,
+            "points_per_batch": points_per_batch,
+            "pred_iou_thresh": pred_iou_thresh,
+            "stability_score_thresh": stability_score_thresh,
+            "min_mask_region_area": min_mask_region_area,
+            "crop_n_layers": crop_n_layers,
+        }
+        self.multimask = multimask
+        self._predictor: Any = None
+        self._embedded: str | None = None
+
+    def model(self) -> Any:
+        """The SAM model on this component's device, loaded once per process."""
+        path = local_file(self.checkpoint, f"SAM {self.model_type}", "segmenter.checkpoint")
+        key = ("sam", str(path.resolve()), tuple(sorted(_hashable(self.encoder))), str(self.device))
+        return load_once(key, lambda: self._load(path))
+
+    def _load(self, path: Any) -> Any:
+        import torch
+        from segment_anything.build_sam import _build_sam
+
+        sam = _build_sam(
+            encoder_embed_dim=self.encoder["embed_dim"],
+            encoder_depth=self.encoder["depth"],
+            encoder_num_heads=self.encoder["num_heads"],
+            encoder_global_attn_indexes=list(self.encoder["global_attn_indexes"]),
+            checkpoint=None,
+        )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            sam.load_state_dict(state)
+        except RuntimeError as err:
+            raise DisplacementError(
+                f"{path} is not a SAM {self.model_type} checkpoint: set segmenter.model_type to match it"
+            ) from err
+        return sam.to(self.device).eval()
+
+    def propose(self, image: Image, target: Target) -> list[Candidate]:
+        import torch
+
+        with torch.inference_mode(), self.autocast():
+            if target.point is None and target.box is None:
+                return self._automatic(image)
+            return self._prompted(image, target)
+
+    def _automatic(self, image: Image) -> list[Candidate]:
+        from segment_anything import SamAutomaticMaskGenerator
+
+        generator = SamAutomaticMaskGenerator(self.model(), **self.generator_settings)
+        records = generator.generate(image)
+        records.sort(key=lambda r: r["predicted_iou"], reverse=True)
+        return [
+            Candidate(mask=r["segmentation"].astype(bool), score=float(r["predicted_iou"]), source="sam")
+            for r in records
+        ]
+
+    def _prompted(self, image: Image, target: Target) -> list[Candidate]:
+        predictor = self._predictor_for(image)
+        if target.point is not None:
+            masks, scores, _ = predictor.predict(
+                point_coords=np.array([target.point], dtype=np.float32),
+                point_labels=np.array([1]),
+                multimask_output=self.multimask,
+            )
+        else:
+            masks, scores, _ = predictor.predict(
+                box=np.array(target.box, dtype=np.float32), multimask_output=self.multimask
+            )
+        order = np.argsort(scores)[::-1]
+        return [Candidate(mask=masks[i].astype(bool), score=float(scores[i]), source="sam") for i in order]
+
+    def _predictor_for(self, image: Image) -> Any:
+        from segment_anything import SamPredictor
+
+        model = self.model()
+        if self._predictor is None or self._predictor.model is not model:
+            self._predictor, self._embedded = SamPredictor(model), None
+        digest = hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + str(image.shape)
+        if digest != self._embedded:
+            self._predictor.set_image(image)
+            self._embedded = digest
+        return self._predictor
+
+
+def _hashable(settings: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Settings as sortable pairs with lists turned into tuples, for a cache key."""
+    return [
+        (k, tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v)
+        for k, v in settings.items()
+    ]

@@ -1,0 +1,77 @@
+"""Where model weights come from, resolved in one place, and loaded once per process.
+
+A weight is a local path (a file or a folder) or a hub id, which the model libraries look
+up in the local Hugging Face cache and download only when the hub can be reached. When
+neither works the user gets one line naming what is missing and how to fetch it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import TypeVar
+
+from object_displacement.errors import DisplacementError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FETCH_COMMAND = "make weights"
+
+
+class WeightsMissing(DisplacementError):
+    """A model's weights are neither on disk nor reachable."""
+
+
+def missing(what: str, source: str, setting: str) -> WeightsMissing:
+    """The error for weights that could not be found, with the command that fetches them.
+
+    ``setting`` shows how to point at a local copy instead, e.g. ``inpainter.model=/path``.
+    """
+    return WeightsMissing(
+        f"{what} weights '{source}' are not available offline: run `{FETCH_COMMAND}` "
+        f"to download them, or set {setting}"
+    )
+
+
+def is_local(source: str | Path) -> bool:
+    """Whether ``source`` names something on disk rather than a hub id."""
+    text = str(source)
+    return Path(text).expanduser().exists() or text.startswith(("/", "./", "../", "~"))
+
+
+def local_file(source: str | Path, what: str, setting: str) -> Path:
+    """``source`` as an existing file; a missing one is a :class:`WeightsMissing`."""
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise missing(what, str(source), f"{setting}=/path/to/file")
+    return path
+
+
+_MODELS: dict[Hashable, object] = {}
+_LOCK = threading.Lock()
+load_count = 0
+"""How many models this process has loaded; a sweep in one process should not raise it."""
+
+
+def load_once(key: Hashable, load: Callable[[], T]) -> T:
+    """Return the model cached under ``key``, loading it on first use.
+
+    The key holds everything that makes two models different (source, architecture,
+    device, dtype), so a multirun that changes only the mask policy reuses them.
+    """
+    global load_count
+    with _LOCK:
+        if key not in _MODELS:
+            log.info("loading %s", key)
+            _MODELS[key] = load()
+            load_count += 1
+        return _MODELS[key]  # type: ignore[return-value]
+
+
+def clear_models() -> None:
+    """Forget every cached model (frees memory between unrelated jobs)."""
+    with _LOCK:
+        _MODELS.clear()

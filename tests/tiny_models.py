@@ -1,0 +1,207 @@
+"""Tiny random models, saved in the formats real weights come in, for offline tests.
+
+Random weights exercise every line of the loading and inference code at a fraction of
+the cost; they say nothing about quality. Each builder seeds torch, so runs repeat.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+SAM_ENCODER = {"embed_dim": 32, "depth": 2, "num_heads": 2, "global_attn_indexes": [1]}
+CLIP_CONFIG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def save_sam(path: Path) -> Path:
+    """A SAM state dict (``.pth``) with a small image encoder."""
+    import torch
+    from segment_anything.build_sam import _build_sam
+
+    torch.manual_seed(0)
+    sam = _build_sam(
+        encoder_embed_dim=SAM_ENCODER["embed_dim"],
+        encoder_depth=SAM_ENCODER["depth"],
+        encoder_num_heads=SAM_ENCODER["num_heads"],
+        encoder_global_attn_indexes=SAM_ENCODER["global_attn_indexes"],
+    )
+    torch.save(sam.state_dict(), path)
+    return path
+
+
+def save_clip(folder: Path) -> Path:
+    """An open_clip model folder (``open_clip_config.json`` + safetensors), as on the hub."""
+    import torch
+    from open_clip.model import CLIP
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = CLIP(**CLIP_CONFIG)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model_cfg": CLIP_CONFIG,
+        "preprocess_cfg": {
+            "mean": [0.48145466, 0.4578275, 0.40821073],
+            "std": [0.26862954, 0.26130258, 0.27577711],
+        },
+    }
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, folder / "open_clip_model.safetensors"
+    )
+    return folder
+
+
+def clip_tokenizer(folder: Path):
+    """A ``CLIPTokenizer`` from the BPE merges open_clip ships, the same vocabulary as CLIP's."""
+    import open_clip
+    from open_clip.tokenizer import bytes_to_unicode
+    from transformers import CLIPTokenizer
+
+    bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
+    with gzip.open(bpe, "rt", encoding="utf-8") as handle:
+        merges = handle.read().split("\n")[1 : 49152 - 256 - 2 + 1]
+    symbols = list(bytes_to_unicode().values())
+    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+
+
+def _text_config(**extra):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=49408,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+        **extra,
+    )
+
+
+def _vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+    )
+
+
+def save_sd_inpaint(folder: Path, work: Path) -> Path:
+    """A Stable Diffusion inpainting pipeline folder (9-channel UNet), via ``save_pretrained``."""
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=9,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=(2, 4),
+    )
+    pipe = StableDiffusionInpaintPipeline(
+        vae=_vae(),
+        text_encoder=CLIPTextModel(_text_config()),
+        tokenizer=clip_tokenizer(work / "tok"),
+        unet=unet,
+        scheduler=DDIMScheduler(steps_offset=1),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def save_sdxl_inpaint(folder: Path, work: Path) -> Path:
+    """A Stable Diffusion XL inpainting pipeline folder: two text encoders, text_time embedding."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=9,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=6 * 8 + 32,
+        cross_attention_dim=64,
+    )
+    tokenizer = clip_tokenizer(work / "tok")
+    pipe = StableDiffusionXLInpaintPipeline(
+        vae=_vae(),
+        text_encoder=CLIPTextModel(_text_config()),
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(projection_dim=32)),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(timestep_spacing="leading", steps_offset=1),
+        requires_aesthetics_score=False,
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def save_all(folder: Path) -> dict[str, Path]:
+    """Every tiny model under ``folder``; returns their paths by name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "sam": save_sam(folder / "sam_tiny.pth"),
+        "clip": save_clip(folder / "clip"),
+        "sd": save_sd_inpaint(folder / "sd", folder),
+        "sdxl": save_sdxl_inpaint(folder / "sdxl", folder),
+    }
+
+
+def overrides(paths: dict[str, Path], inpainter: str = "sdxl") -> list[str]:
+    """Command-line overrides that run the model components on the tiny models."""
+    encoder = ",".join(f"{k}:{v}" for k, v in SAM_ENCODER.items()).replace(" ", "")
+    return [
+        "segmenter=sam",
+        f"segmenter.checkpoint={paths['sam']}",
+        f"segmenter.encoder={{{encoder}}}",
+        "segmenter.points_per_side=4",
+        "segmenter.pred_iou_thresh=0",
+        "segmenter.stability_score_thresh=0",
+        "selector=clip",
+        f"selector.model=local-dir:{paths['clip']}",
+        "selector.min_score=-1",
+        f"inpainter={inpainter}",
+        f"inpainter.model={paths[inpainter]}",
+        "inpainter.variant=null",
+        "inpainter.resolution=64",
+        "inpainter.steps=2",
+        "fabric.accelerator=cpu",
+    ]
