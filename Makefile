@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := HF_HUB_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format clean
+.PHONY: help setup demo test test-fast lint format clean weights bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,3 +38,9 @@ format: setup ## apply ruff's fixes and formatting
 
 clean: ## remove run outputs and caches (keeps .venv)
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache
+
+weights: setup ## download SAM, CLIP, SDXL and SD inpainting weights (needs internet, ~20 GB)
+	$(BIN)/python scripts/fetch_weights.py
+
+bench: setup ## per-stage time and peak memory on a 1024-px photo (CPU; a few minutes)
+	$(TEST_ENV) $(BIN)/python scripts/bench.py

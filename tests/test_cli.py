@@ -106,7 +106,9 @@ def test_bad_input_is_one_line_exit_2_and_nothing_overwritten(args, message, cat
 
 def test_help_and_cfg_job_work_as_in_any_hydra_app():
     help_text = displace("--help")
-    assert help_text.returncode == 0 and "inpainter: ns, patchmatch, telea" in help_text.stdout
+    assert help_text.returncode == 0 and "dy > 0 moves UP" in help_text.stdout
+    listed = dict(line.split(": ", 1) for line in help_text.stdout.splitlines() if ": " in line)
+    assert {"ns", "patchmatch", "telea", "sd", "sdxl"} == {o.strip() for o in listed["inpainter"].split(",")}
     job = displace("--cfg", "job", "inpainter=telea", "dx=5")
     assert job.returncode == 0 and "method: telea" in job.stdout and "dx: 5" in job.stdout
 

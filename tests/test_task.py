@@ -40,6 +40,9 @@ def test_writes_every_artifact_and_metrics(make_cfg, square_png, tmp_path):
     assert saved == metrics
     assert set(saved["timings_s"]) == {"segment", "select", "plan", "inpaint"}
     assert saved["candidate_count"] >= 1 and 0 < saved["selection_score"] <= 1
+    # the full ranking is kept, best first, for logging and comparison
+    assert saved["ranking"][0]["score"] == saved["selection_score"]
+    assert saved["ranking"][0]["bbox"] == saved["object_bbox"]
     np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(run / "output.png")))
 
 

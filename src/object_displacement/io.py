@@ -71,12 +71,18 @@ def _read_sample(name: str) -> Image:
     return np.ascontiguousarray(array[..., :3])
 
 
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, if its suffix names an image format we can write."""
+    path = Path(path)
+    if path.suffix.lower() not in WRITABLE_SUFFIXES:
+        raise DisplacementError(f"cannot write '{path}': use one of {', '.join(sorted(WRITABLE_SUFFIXES))}")
+    return path
+
+
 def write_image(path: str | os.PathLike[str], array: Image | Mask) -> Path:
     """Write an RGB image or a mask to ``path`` whole or not at all (temp file + rename)."""
-    path = Path(path)
+    path = check_writable(path)
     suffix = path.suffix.lower()
-    if suffix not in WRITABLE_SUFFIXES:
-        raise DisplacementError(f"cannot write '{path}': use one of {', '.join(sorted(WRITABLE_SUFFIXES))}")
     if array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     pil = PILImage.fromarray(np.ascontiguousarray(array))

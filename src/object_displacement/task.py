@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from object_displacement.artifacts import save_artifacts
 from object_displacement.errors import DisplacementError
 from object_displacement.inpainters.base import Inpainter
-from object_displacement.io import WRITABLE_SUFFIXES, read_image, same_file, write_image
+from object_displacement.io import SAMPLE_PREFIX, check_writable, read_image, same_file, write_image
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.pipeline import Pipeline
 from object_displacement.runtime import UsesDevice, make_fabric
@@ -77,12 +77,10 @@ def displace(cfg: DictConfig) -> tuple[dict[str, Any], Result]:
     """Run one displacement as ``cfg`` describes and write its artifacts."""
     # 1. Check inputs before any work, so a bad output path costs nothing
     job = job_settings(cfg)
-    output = Path(cfg.output) if cfg.output else None
-    if output is not None:
-        if output.suffix.lower() not in WRITABLE_SUFFIXES:
-            raise DisplacementError(f"output '{output}' needs one of {', '.join(sorted(WRITABLE_SUFFIXES))}")
-        if not str(job["image"]).startswith("skimage:") and same_file(output, job["image"]):
-            raise DisplacementError(f"output '{output}' is the input image: choose another path")
+    output = check_writable(cfg.output) if cfg.output else None
+    is_file = not str(job["image"]).startswith(SAMPLE_PREFIX)
+    if output is not None and is_file and same_file(output, job["image"]):
+        raise DisplacementError(f"output '{output}' is the input image: choose another path")
 
     # 2. Read the image and place the target on it
     image = read_image(job["image"])
@@ -95,9 +93,8 @@ def displace(cfg: DictConfig) -> tuple[dict[str, Any], Result]:
     # 4. Write everything whole
     metrics = {"image": str(job["image"]), **result.metrics()}
     run_dir = Path(cfg.paths.run_dir)
-    paths = save_artifacts(result, run_dir, metrics)
+    save_artifacts(result, run_dir, metrics)
     if output is not None:
         write_image(output, result.output if result.output is not None else result.mask)
-        paths["output_copy"] = output
     log.info("wrote %s", run_dir)
     return metrics, result

@@ -119,6 +119,10 @@ class Result:
             "object_area_px": self.selected.area,
             "object_bbox": list(self.selected.bbox),
             "mode": "mask" if self.plan is None else "move",
+            "ranking": [
+                {"score": round(float(c.score), 4), "area_px": c.area, "bbox": list(c.bbox)}
+                for c in self.ranking
+            ],
         }
         if self.plan is not None:
             metrics.update(

@@ -61,6 +61,14 @@ class DiffusionInpainter(Inpainter, UsesDevice):
         self.variant = variant
         self.cpu_offload = cpu_offload
 
+    def fetch(self) -> str:
+        """Put the pipeline (``variant`` files only) in the Hugging Face cache."""
+        from diffusers import DiffusionPipeline
+
+        if is_local(self.model):
+            return f"inpainting {self.model}: local, nothing to fetch"
+        return f"inpainting {self.model}: {DiffusionPipeline.download(self.model, variant=self.variant)}"
+
     def pipeline(self) -> Any:
         """The diffusers pipeline on this component's device, loaded once per process."""
         key = ("diffusers", self.model, self.variant, str(self.device), str(self.dtype), self.cpu_offload)

@@ -81,6 +81,19 @@ class SamSegmenter(Segmenter, UsesDevice):
         self._predictor: Any = None
         self._embedded: str | None = None
 
+    def fetch(self) -> str:
+        """Download the released checkpoint for ``model_type`` to ``checkpoint`` (needs internet)."""
+        import urllib.request
+
+        path = Path(self.checkpoint)
+        if path.is_file():
+            return f"SAM {self.model_type}: {path} (already there)"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(path.suffix + ".part")
+        urllib.request.urlretrieve(CHECKPOINTS[self.model_type], partial)
+        partial.replace(path)  # a cut download never looks like a checkpoint
+        return f"SAM {self.model_type}: {path}"
+
     def model(self) -> Any:
         """The SAM model on this component's device, loaded once per process."""
         path = local_file(self.checkpoint, f"SAM {self.model_type}", "segmenter.checkpoint")

@@ -132,6 +132,17 @@ class ClipSelector(Selector, UsesDevice):
             crop[~candidate.mask[y0:y1, x0:x1]] = NEUTRAL
         return _square(crop)
 
+    def fetch(self) -> str:
+        """Put the weights in the Hugging Face cache, where loading finds them offline."""
+        import open_clip
+
+        if self.model_name.startswith("local-dir:") or (self.pretrained and is_local(self.pretrained)):
+            return f"CLIP {self.model_name}: local, nothing to fetch"
+        cfg = open_clip.get_pretrained_cfg(self.model_name, self.pretrained or "")
+        if not cfg:
+            raise DisplacementError(f"open_clip has no '{self.pretrained}' weights for {self.model_name}")
+        return f"CLIP {self.model_name} ({self.pretrained}): {open_clip.download_pretrained(cfg)}"
+
     def model(self) -> tuple[Any, Any, Any]:
         """(model, preprocess, tokenizer), loaded once per process."""
         key = ("open_clip", self.model_name, self.pretrained, str(self.device), str(self.dtype))
