@@ -104,14 +104,11 @@ def _vae():
     )
 
 
-def save_sd_inpaint(folder: Path, work: Path) -> Path:
-    """A Stable Diffusion inpainting pipeline folder (9-channel UNet), via ``save_pretrained``."""
-    import torch
-    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel
+def _inpainting_unet(**extra):
+    """A 9-channel UNet (latents + mask + masked-image latents), as inpainting models have."""
+    from diffusers import UNet2DConditionModel
 
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
         sample_size=32,
@@ -119,9 +116,19 @@ def save_sd_inpaint(folder: Path, work: Path) -> Path:
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
         attention_head_dim=(2, 4),
+        **extra,
     )
+
+
+def save_sd_inpaint(folder: Path, work: Path) -> Path:
+    """A Stable Diffusion inpainting pipeline folder (9-channel UNet), via ``save_pretrained``."""
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = _inpainting_unet(cross_attention_dim=32)
     pipe = StableDiffusionInpaintPipeline(
         vae=_vae(),
         text_encoder=CLIPTextModel(_text_config()),
@@ -139,25 +146,17 @@ def save_sd_inpaint(folder: Path, work: Path) -> Path:
 def save_sdxl_inpaint(folder: Path, work: Path) -> Path:
     """A Stable Diffusion XL inpainting pipeline folder: two text encoders, text_time embedding."""
     import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=9,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
+    unet = _inpainting_unet(
+        cross_attention_dim=64,  # both text encoders' hidden states, concatenated
         use_linear_projection=True,
         addition_embed_type="text_time",
         addition_time_embed_dim=8,
         transformer_layers_per_block=(1, 2),
-        projection_class_embeddings_input_dim=6 * 8 + 32,
-        cross_attention_dim=64,
+        projection_class_embeddings_input_dim=6 * 8 + 32,  # 6 time ids + the pooled text
     )
     tokenizer = clip_tokenizer(work / "tok")
     pipe = StableDiffusionXLInpaintPipeline(
