@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from object_displacement.cli import exit_on_user_error
-from object_displacement.task import displace
+from object_displacement.task import run_job
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
@@ -15,7 +15,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 @hydra.main(version_base="1.3", config_path="../conf", config_name="displace")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    displace(cfg)
+    run_job(cfg)
 
 
 if __name__ == "__main__":

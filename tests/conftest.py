@@ -23,9 +23,10 @@ def make_cfg(tmp_path: Path):
     """Compose ``conf/displace.yaml`` with overrides, writing into ``tmp_path``."""
 
     def make(*overrides: str) -> DictConfig:
-        cfg = compose_config(list(overrides))
+        cfg = compose_config(["logger=none", *overrides])
         with open_dict(cfg):
             cfg.paths.run_dir = str(tmp_path / "run")
+            cfg.cache.dir = str(tmp_path / "cache")
         return cfg
 
     return make

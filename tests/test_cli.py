@@ -16,7 +16,12 @@ SCRIPT = str(ROOT / "scripts" / "displace.py")
 
 
 def displace(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=300)
+    """The CLI without W&B or the shared stage cache, unless ``args`` set them."""
+    defaults = ["logger=none", "cache.enabled=false"]
+    defaults = [d for d in defaults if not any(a.startswith(d.split("=")[0] + "=") for a in args)]
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args, *defaults], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,11 @@ SCRIPT = str(ROOT / "scripts" / "displace.py")
 def displace(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=600, env=env
+        [sys.executable, SCRIPT, *args, "logger=none", "cache.enabled=false"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
 
 

@@ -4,18 +4,25 @@ import pytest
 from hydra.utils import instantiate
 
 from object_displacement.inpainters.base import Inpainter
+from object_displacement.loggers.base import RunLogger
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
 from tests.conftest import CONF, compose_config
 
-KINDS = {"segmenter": Segmenter, "selector": Selector, "mask_policy": MaskPolicy, "inpainter": Inpainter}
+KINDS = {
+    "segmenter": Segmenter,
+    "selector": Selector,
+    "mask_policy": MaskPolicy,
+    "inpainter": Inpainter,
+    "logger": RunLogger,
+}
 OPTIONS = [(group, path.stem) for group in KINDS for path in sorted((CONF / group).glob("*.yaml"))]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_option_instantiates(group, option):
-    cfg = compose_config([f"{group}={option}"])
+def test_every_option_instantiates(group, option, tmp_path):
+    cfg = compose_config([f"{group}={option}", f"paths.run_dir={tmp_path}"])
     assert isinstance(instantiate(cfg[group]), KINDS[group])
 
 
@@ -28,3 +35,13 @@ def test_default_config_is_the_classical_rocket_demo():
     assert cfg.image is None and cfg.demo.image == "skimage:rocket"
     assert cfg.segmenter._target_.endswith("GrabCutSegmenter")
     assert cfg.inpainter._target_.endswith("PatchMatchInpainter")
+
+
+def test_every_dataset_manifest_exists_and_reads():
+    from pathlib import Path
+
+    from object_displacement.dataset import read_manifest
+
+    for path in sorted((CONF / "dataset").glob("*.yaml")):
+        cfg = compose_config([f"dataset={path.stem}", "paths.root_dir=" + str(CONF.parent)])
+        assert read_manifest(Path(cfg.dataset.manifest))

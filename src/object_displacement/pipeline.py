@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from object_displacement.cache import StageCache
 from object_displacement.errors import DisplacementError
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.mask_policies.base import MaskPolicy
@@ -20,12 +21,18 @@ class Pipeline:
     """segment -> select -> plan -> inpaint; with no displacement it stops after select."""
 
     def __init__(
-        self, segmenter: Segmenter, selector: Selector, mask_policy: MaskPolicy, inpainter: Inpainter
+        self,
+        segmenter: Segmenter,
+        selector: Selector,
+        mask_policy: MaskPolicy,
+        inpainter: Inpainter,
+        cache: StageCache | None = None,
     ) -> None:
         self.segmenter = segmenter
         self.selector = selector
         self.mask_policy = mask_policy
         self.inpainter = inpainter
+        self.cache = cache or StageCache(None)
 
     def components(self) -> list[object]:
         """The stages' components, including those nested in a selector that dispatches."""
@@ -47,10 +54,18 @@ class Pipeline:
             timings[stage] = time.perf_counter() - start
             return value
 
-        candidates = timed("segment", lambda: self.segmenter.propose(image, target))
+        cache = self.cache
+        candidates = timed(
+            "segment", lambda: cache.candidates(image, target, lambda: self.segmenter.propose(image, target))
+        )
         if not candidates:
             raise DisplacementError(f"no candidate object found for the {target.kind} target")
-        ranked = timed("select", lambda: self.selector.select(image, candidates, target))
+        ranked = timed(
+            "select",
+            lambda: cache.ranking(
+                image, target, candidates, lambda: self.selector.select(image, candidates, target)
+            ),
+        )
         result = Result(image, target, candidates=candidates, ranking=ranked, timings=timings)
         if dx == 0 and dy == 0:
             return result

@@ -7,19 +7,25 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from object_displacement.artifacts import save_artifacts
+from object_displacement.cache import StageCache
 from object_displacement.errors import DisplacementError
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.io import SAMPLE_PREFIX, check_writable, read_image, same_file, write_image
+from object_displacement.loggers.base import RunLogger
+from object_displacement.loggers.none import NoLogger
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.pipeline import Pipeline
+from object_displacement.quality import evaluate
 from object_displacement.runtime import UsesDevice, make_fabric
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
+from object_displacement.selectors.clip import ClipSelector
 from object_displacement.targets import make_target
 from object_displacement.types import Result
+from object_displacement.visualize import run_images
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,11 +42,14 @@ def build(node: DictConfig, kind: type[T]) -> T:
 
 def build_pipeline(cfg: DictConfig) -> Pipeline:
     """The configured components; those that run a model get the Fabric of ``cfg.fabric``."""
+    cache_dir = cfg.cache.dir if cfg.cache.enabled else None
+    plain = OmegaConf.to_container
     pipeline = Pipeline(
         segmenter=build(cfg.segmenter, Segmenter),
         selector=build(cfg.selector, Selector),
         mask_policy=build(cfg.mask_policy, MaskPolicy),
         inpainter=build(cfg.inpainter, Inpainter),
+        cache=StageCache(cache_dir, plain(cfg.segmenter, resolve=True), plain(cfg.selector, resolve=True)),
     )
     models = [c for c in pipeline.components() if isinstance(c, UsesDevice)]
     if models:
@@ -60,41 +69,100 @@ def job_settings(cfg: DictConfig) -> dict[str, Any]:
             settings["target"] = dict(demo.target)
         if cfg.dx is None and cfg.dy is None:
             settings["dx"], settings["dy"] = demo.dx, demo.dy
-    settings["dx"] = _pixels(settings["dx"], "dx")
-    settings["dy"] = _pixels(settings["dy"], "dy")
+    settings["dx"] = pixels(settings["dx"], "dx")
+    settings["dy"] = pixels(settings["dy"], "dy")
     return settings
 
 
-def _pixels(value: Any, name: str) -> int:
-    if value is None:
+def pixels(value: Any, name: str) -> int:
+    """A displacement in whole pixels; ``None`` is 0."""
+    if value is None or value == "":
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or number != number:
         raise DisplacementError(f"{name} must be a number of pixels, got {value!r}")
-    return round(value)
+    return round(number)
 
 
-def displace(cfg: DictConfig) -> tuple[dict[str, Any], Result]:
-    """Run one displacement as ``cfg`` describes and write its artifacts."""
+def run_edit(
+    pipeline: Pipeline,
+    image_source: str,
+    target: dict[str, Any],
+    dx: int,
+    dy: int,
+    out_dir: Path,
+    output: str | None = None,
+) -> tuple[dict[str, Any], Result, dict[str, Any]]:
+    """One edit: read, run the stages, score, write the artifacts into ``out_dir``.
+
+    Returns the metrics, the result and the pictures written (``grid`` among them)."""
     # 1. Check inputs before any work, so a bad output path costs nothing
-    job = job_settings(cfg)
-    output = check_writable(cfg.output) if cfg.output else None
-    is_file = not str(job["image"]).startswith(SAMPLE_PREFIX)
-    if output is not None and is_file and same_file(output, job["image"]):
-        raise DisplacementError(f"output '{output}' is the input image: choose another path")
+    out_path = check_writable(output) if output else None
+    is_file = not str(image_source).startswith(SAMPLE_PREFIX)
+    if out_path is not None and is_file and same_file(out_path, image_source):
+        raise DisplacementError(f"output '{out_path}' is the input image: choose another path")
 
     # 2. Read the image and place the target on it
-    image = read_image(job["image"])
+    image = read_image(image_source)
     height, width = image.shape[:2]
-    target = make_target(width, height, **job["target"])
+    checked = make_target(width, height, **target)
 
-    # 3. Run the stages
-    result = build_pipeline(cfg)(image, target, job["dx"], job["dy"])
+    # 3. Run the stages, then score what they made
+    hits_before = len(pipeline.cache.hits)
+    result = pipeline(image, checked, dx, dy)
+    metrics = {"image": str(image_source), **result.metrics()}
+    metrics["cache_hits"] = pipeline.cache.hits[hits_before:]
+    metrics["quality"] = evaluate(result, scorer=text_scorer(pipeline))
 
     # 4. Write everything whole
-    metrics = {"image": str(job["image"]), **result.metrics()}
+    images = run_images(result)
+    save_artifacts(images, metrics, out_dir)
+    if out_path is not None:
+        write_image(out_path, result.output if result.output is not None else result.mask)
+    return metrics, result, images
+
+
+def text_scorer(pipeline: Pipeline) -> ClipSelector | None:
+    """The pipeline's CLIP selector, if it has one loaded: it also scores ghosts."""
+    return next((c for c in pipeline.components() if isinstance(c, ClipSelector)), None)
+
+
+def displace(cfg: DictConfig, logger: RunLogger | None = None) -> tuple[dict[str, Any], Result]:
+    """Run one displacement as ``cfg`` describes, write its artifacts, log them."""
+    logger = logger or NoLogger()
+    job = job_settings(cfg)
+    pipeline = build_pipeline(cfg)
     run_dir = Path(cfg.paths.run_dir)
-    save_artifacts(result, run_dir, metrics)
-    if output is not None:
-        write_image(output, result.output if result.output is not None else result.mask)
+    metrics, result, images = run_edit(
+        pipeline, job["image"], job["target"], job["dx"], job["dy"], run_dir, cfg.output
+    )
+    logger.log_metrics(metrics)
+    logger.log_table("ranking", *ranking_table(result))
+    logger.log_image("grid", images["grid"], caption=str(job["image"]))
     log.info("wrote %s", run_dir)
     return metrics, result
+
+
+def ranking_table(result: Result) -> tuple[list[str], list[list[Any]]]:
+    columns = ["rank", "score", "area_px", "bbox", "source"]
+    rows = [[i, c.score, c.area, str(list(c.bbox)), c.source] for i, c in enumerate(result.ranking)]
+    return columns, rows
+
+
+def run_job(cfg: DictConfig) -> Any:
+    """The entry point's task: a dataset run or one displacement, with the logger always
+    finished, also when the job fails, so no W&B run is left open."""
+    from object_displacement.dataset import run_dataset
+
+    logger = build(cfg.logger, RunLogger)
+    logger.start(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    try:
+        outcome = run_dataset(cfg, logger) if cfg.get("dataset") else displace(cfg, logger)
+    except BaseException:
+        logger.finish(failed=True)
+        raise
+    logger.finish()
+    return outcome

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from object_displacement.types import Image, Mask
+from object_displacement.types import Image, Mask, Result
 
 RED = (255, 0, 0)
 CYAN = (0, 200, 255)
@@ -43,3 +43,22 @@ def grid(panels: Sequence[tuple[str, Image]], height: int = 360) -> Image:
     for tile in tiles[1:]:
         row += [gap, tile]
     return np.concatenate(row, axis=1)
+
+
+def run_images(result: Result) -> dict[str, Image | Mask]:
+    """The pictures of a run: input, mask, overlay and, when moved, the composite with its
+    inpaint mask and the output; ``grid`` puts the telling ones side by side."""
+    images: dict[str, Image | Mask] = {
+        "input": result.image,
+        "mask": result.mask,
+        "overlay": overlay(result.image, result.mask),
+    }
+    panels = [("input", result.image), ("selected mask", images["overlay"])]
+    if result.plan is not None and result.output is not None:
+        images["composite"] = overlay(result.plan.composite, result.plan.inpaint_mask, CYAN, alpha=0.45)
+        images["output"] = result.output
+        panels += [("composite + inpaint mask", images["composite"]), ("output", result.output)]
+    else:
+        panels.append(("mask", mask_to_rgb(result.mask)))
+    images["grid"] = grid(panels)
+    return images

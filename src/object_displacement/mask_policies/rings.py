@@ -75,7 +75,7 @@ class RingMaskPolicy(MaskPolicy):
                 f"{image.shape[1]}x{image.shape[0]} frame"
             )
         if kept < 1.0:
-            log.warning("%.0f%% of the object leaves the frame and is dropped", 100 * (1 - kept))
+            log.warning("%.1f%% of the object leaves the frame and is dropped", 100 * (1 - kept))
 
         pixels = self.pixel_sizes(mask)
         hole = mask & ~moved

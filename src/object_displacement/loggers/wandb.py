@@ -1,0 +1,117 @@
+"""``logger=wandb``: Weights & Biases, offline unless the user is set up to upload."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from object_displacement.loggers.base import RunLogger, flatten
+from object_displacement.types import Image
+
+log = logging.getLogger(__name__)
+
+
+class WandbLogger(RunLogger):
+    """One W&B run per job; the jobs of one multirun share a group.
+
+    A run never blocks or fails for want of a network: it is offline unless ``mode``,
+    ``WANDB_MODE`` or an API key (``WANDB_API_KEY`` or ``wandb login``) says otherwise.
+    ``wandb sync <dir>/wandb/offline-run-*`` uploads offline runs later.
+
+    Args:
+        project, entity: where the runs go in W&B.
+        name: run name; ``None``: the job's overrides (``inpainter=telea,mask_policy.seam=0.05``).
+        group: ``None``: the multirun's sweep directory, so its jobs group together.
+        tags: free labels, e.g. the task name.
+        mode: ``online``, ``offline`` or ``disabled``; ``None`` decides as above.
+        dir: where the run's files go (the job's run dir by default).
+    """
+
+    def __init__(
+        self,
+        project: str = "object-displacement",
+        entity: str | None = None,
+        name: str | None = None,
+        group: str | None = None,
+        tags: Sequence[str] = (),
+        mode: str | None = None,
+        dir: str | None = None,
+    ) -> None:
+        self.project = project
+        self.entity = entity
+        self.name = name
+        self.group = group
+        self.tags = list(tags)
+        self.mode = mode
+        self.dir = dir
+        self.run: Any = None
+
+    def start(self, config: dict[str, Any]) -> None:
+        import wandb
+
+        name, group = self.name, self.group
+        overrides, sweep = _hydra_job()
+        if name is None:
+            name = overrides or None
+        if group is None:
+            group = sweep
+        if self.dir:
+            Path(self.dir).mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(
+            project=self.project,
+            entity=self.entity,
+            name=name,
+            group=group,
+            tags=self.tags,
+            config=config,
+            dir=self.dir,
+            mode=self.mode or default_mode(),
+            settings=wandb.Settings(silent=True, console="off"),
+            reinit="create_new",
+        )
+        log.info("W&B run %s (%s) in %s", self.run.name, self.run.settings.mode, self.run.dir)
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        flat = {k: v for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and v is not None}
+        self.run.log(flat, step=step)
+        if step is None:
+            self.run.summary.update(flat)
+
+    def log_table(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        import wandb
+
+        self.run.log({name: wandb.Table(columns=list(columns), data=[list(r) for r in rows])})
+
+    def log_image(self, name: str, image: Image, caption: str = "", step: int | None = None) -> None:
+        import wandb
+
+        self.run.log({name: wandb.Image(image, caption=caption)}, step=step)
+
+    def finish(self, failed: bool = False) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=1 if failed else 0)
+            self.run = None
+
+
+def default_mode() -> str:
+    """``WANDB_MODE`` if set; online with an API key or a ``wandb login``; else offline."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    logged_in = netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+    return "online" if os.environ.get("WANDB_API_KEY") or logged_in else "offline"
+
+
+def _hydra_job() -> tuple[str, str | None]:
+    """The job's overrides and, in a multirun, its sweep directory (empty outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return "", None
+    hc = HydraConfig.get()
+    sweep = str(Path(hc.sweep.dir)) if hc.mode == RunMode.MULTIRUN else None
+    return hc.job.override_dirname, sweep
