@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from object_displacement.io import write_image
+from object_displacement.io import atomic_open, write_image
 from object_displacement.types import Image, Mask
 
 
@@ -20,10 +18,7 @@ def save_artifacts(images: dict[str, Image | Mask], metrics: dict[str, Any], dir
 
 
 def write_json(path: Path, data: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
+    with atomic_open(path, "w") as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
-    os.replace(tmp, path)
     return path

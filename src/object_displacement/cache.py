@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from object_displacement.io import atomic_open
 from object_displacement.types import Candidate, Image, Target
 
 log = logging.getLogger(__name__)
@@ -106,15 +105,8 @@ class StageCache:
     def _save(self, key: str | None, entry: dict[str, np.ndarray]) -> None:
         if key is None or self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **entry)
-            os.replace(tmp, self.directory / f"{key}.npz")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(self.directory / f"{key}.npz", "wb") as handle:
+            np.savez(handle, **entry)
 
 
 def _pack(candidates: list[Candidate]) -> dict[str, np.ndarray]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from object_displacement.errors import DisplacementError
-from object_displacement.io import SAMPLE_PREFIX
+from object_displacement.io import SAMPLE_PREFIX, atomic_open
 from object_displacement.loggers.base import RunLogger, flatten
 from object_displacement.task import build_pipeline, pixels, run_edit
 
@@ -120,10 +118,7 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as handle:
+    with atomic_open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)

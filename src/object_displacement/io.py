@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -86,16 +89,27 @@ def write_image(path: str | os.PathLike[str], array: Image | Mask) -> Path:
     if array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     pil = PILImage.fromarray(np.ascontiguousarray(array))
+    with atomic_open(path, "wb") as handle:
+        pil.save(handle, format=PILImage.registered_extensions()[suffix])
+    return path
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` that replaces ``path`` only once it is complete.
+
+    Readers (and a user after a crash) see the old file or the new one, never half of one.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            pil.save(handle, format=PILImage.registered_extensions()[suffix])
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
