@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := HF_HUB_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format clean weights bench
+.PHONY: help setup demo test test-fast lint format clean weights bench bench-quality
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,3 +44,6 @@ weights: setup ## download SAM, CLIP, SDXL and SD inpainting weights (needs inte
 
 bench: setup ## per-stage time and peak memory on a 1024-px photo (CPU; a few minutes)
 	$(TEST_ENV) $(BIN)/python scripts/bench.py
+
+bench-quality: setup ## ground-truth benchmark: every configuration over 24 known scenes (a few minutes)
+	$(TEST_ENV) $(BIN)/python scripts/benchmark.py

@@ -11,7 +11,6 @@ a fresh process, so its peak memory (max RSS) is its own. Timings include no mod
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from object_displacement.benchmark.memory import peak_rss_mb
 
 CASES = {
     "grabcut": "GrabCut on a box (classical segmenter)",
@@ -108,16 +109,13 @@ def run_case(name: str) -> dict:
     out = call()
     seconds = time.perf_counter() - start
     count = len(out) if isinstance(out, list) else 1
-    return {"case": name, "stage": stage, "seconds": round(seconds, 2), "peak_mb": peak_mb(), "items": count}
-
-
-def peak_mb() -> int:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss
-    over fork and exec, so a child would report its parent's peak if that was higher."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {
+        "case": name,
+        "stage": stage,
+        "seconds": round(seconds, 2),
+        "peak_mb": peak_rss_mb(),
+        "items": count,
+    }
 
 
 def main(argv: list[str]) -> int:

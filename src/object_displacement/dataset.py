@@ -101,7 +101,7 @@ def run_dataset(cfg: DictConfig, logger: RunLogger) -> list[dict[str, Any]]:
             row.update(flatten(metrics))
             logger.log_image("edits/grid", images["grid"], caption=edit.id, step=step)
         rows.append(row)
-    columns = _columns(rows)
+    columns = columns_of(rows)
     write_csv(run_dir / "summary.csv", columns, rows)
     logger.log_table("edits/summary", columns, [[r.get(c, "") for c in columns] for r in rows])
     failed = sum(r["status"] == "failed" for r in rows)
@@ -110,7 +110,7 @@ def run_dataset(cfg: DictConfig, logger: RunLogger) -> list[dict[str, Any]]:
     return rows
 
 
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
+def columns_of(rows: list[dict[str, Any]]) -> list[str]:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]

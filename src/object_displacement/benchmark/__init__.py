@@ -1,0 +1,1 @@
+"""Benchmarks with a known right answer: synthetic scenes and the scores against them."""

@@ -1,0 +1,158 @@
+"""Run configurations over the ground-truth scenes and summarize how each one does."""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from object_displacement.benchmark.memory import peak_rss_mb
+from object_displacement.benchmark.scenes import generate
+from object_displacement.benchmark.scoring import mask_iou, regions, score
+from object_displacement.dataset import columns_of, write_csv
+from object_displacement.errors import DisplacementError
+from object_displacement.geometry import shift
+from object_displacement.io import atomic_open, write_image
+from object_displacement.loggers.base import RunLogger
+from object_displacement.segmenters.mask_file import MaskFileSegmenter
+from object_displacement.task import build
+from object_displacement.types import Target
+
+SCORES = ("mask_iou", "psnr_image", "ssim_image", "psnr_vacated", "ssim_vacated", "psnr_seam", "ssim_seam")
+STAGES = ("segment", "select", "plan", "inpaint")
+
+
+def run_all(
+    configurations: dict[str, Sequence[str]], scenes: dict[str, Any], conf_dir: str
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Per-scene rows for every configuration, and each configuration's peak memory (MB).
+
+    Each configuration runs in a fresh process, so its peak memory is its own.
+    """
+    rows: list[dict[str, Any]] = []
+    peaks: dict[str, int] = {}
+    spawn = multiprocessing.get_context("spawn")
+    for name, overrides in configurations.items():
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            found, peak = pool.submit(
+                run_configuration, name, list(overrides), dict(scenes), conf_dir
+            ).result()
+        rows += found
+        peaks[name] = peak
+    return rows, peaks
+
+
+def run_configuration(
+    name: str, overrides: list[str], scene_settings: dict[str, Any], conf_dir: str
+) -> tuple[list[dict[str, Any]], int]:
+    """Every scene through the displace pipeline as ``overrides`` configure it."""
+    from hydra import compose, initialize_config_dir
+
+    from object_displacement.task import build_pipeline
+
+    scenes = generate(**{k: v for k, v in scene_settings.items() if k != "only"})
+    if scene_settings.get("only"):
+        scenes = [scenes[i] for i in scene_settings["only"]]
+    work = Path(tempfile.mkdtemp(prefix="benchmark-"))
+    fixed = ["logger=none", "cache.enabled=false", f"paths.run_dir={work}"]
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        pipeline = build_pipeline(compose(config_name="displace", overrides=[*overrides, *fixed]))
+    rows = []
+    for scene in scenes:
+        if isinstance(pipeline.segmenter, MaskFileSegmenter):  # the oracle: the true mask
+            pipeline.segmenter.path = str(write_image(work / f"{scene.name}.png", scene.mask))
+        row: dict[str, Any] = {"configuration": name, "scene": scene.name, **scene.tags}
+        try:
+            result = pipeline(scene.input, Target(box=scene.box), scene.dx, scene.dy)
+        except DisplacementError as err:
+            rows.append(row | {"status": "failed", "error": str(err)})
+            continue
+        assert result.output is not None
+        areas = regions(scene.mask, shift(scene.mask, scene.dx, scene.dy))
+        row |= {"status": "ok", "error": "", "mask_iou": round(mask_iou(result.mask, scene.mask), 4)}
+        row |= score(result.output, scene.truth, areas)
+        row |= {f"seconds_{stage}": round(result.timings.get(stage, 0.0), 4) for stage in STAGES}
+        row["seconds_total"] = round(sum(result.timings.values()), 4)
+        rows.append(row)
+    return rows, peak_rss_mb()
+
+
+def summarize(rows: list[dict[str, Any]], peaks: dict[str, int]) -> list[dict[str, Any]]:
+    """One row per configuration: the mean and the worst case of every score."""
+    summary = []
+    for name, peak in peaks.items():
+        mine = [r for r in rows if r["configuration"] == name]
+        done = [r for r in mine if r["status"] == "ok"]
+        entry: dict[str, Any] = {"configuration": name, "scenes": len(mine), "failed": len(mine) - len(done)}
+        for key in SCORES:
+            values = np.array([r[key] for r in done], dtype=np.float64)
+            entry[f"{key}_mean"] = round(float(values.mean()), 4) if values.size else float("nan")
+            entry[f"{key}_worst"] = round(float(values.min()), 4) if values.size else float("nan")
+        seconds = np.array([r["seconds_total"] for r in done], dtype=np.float64)
+        entry["seconds_mean"] = round(float(seconds.mean()), 3) if seconds.size else float("nan")
+        entry["seconds_worst"] = round(float(seconds.max()), 3) if seconds.size else float("nan")
+        for stage in STAGES:
+            entry[f"seconds_{stage}_mean"] = round(
+                float(np.mean([r[f"seconds_{stage}"] for r in done] or [0])), 4
+            )
+        entry["peak_mb"] = peak
+        summary.append(entry)
+    return summary
+
+
+def markdown(summary: list[dict[str, Any]]) -> str:
+    """The summary as a markdown table: mean / worst for each score."""
+    head = (
+        "| configuration | mask IoU | PSNR image | SSIM image | PSNR vacated | SSIM vacated "
+        "| PSNR seam | SSIM seam | s per scene | peak MB | failed |"
+    )
+    lines = [head, "|" + " --- |" * 11]
+    for e in summary:
+        cells = [e["configuration"]]
+        for key in SCORES:
+            digits = 1 if key.startswith("psnr") else 3
+            cells.append(f"{e[f'{key}_mean']:.{digits}f} / {e[f'{key}_worst']:.{digits}f}")
+        cells += [f"{e['seconds_mean']:.2f}", str(e["peak_mb"]), f"{e['failed']}/{e['scenes']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_benchmark(cfg: DictConfig) -> list[dict[str, Any]]:
+    """The whole benchmark: scenes x configurations, tables written and logged."""
+    logger = build(cfg.logger, RunLogger)
+    logger.start(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    try:
+        scenes = OmegaConf.to_container(cfg.scenes, resolve=True)
+        configurations = OmegaConf.to_container(cfg.configurations, resolve=True)
+        assert isinstance(configurations, dict)
+        if cfg.select:
+            unknown = [name for name in cfg.select if name not in configurations]
+            if unknown:
+                raise DisplacementError(
+                    f"no configuration {unknown[0]}: choose from {', '.join(configurations)}"
+                )
+            configurations = {name: configurations[name] for name in cfg.select}
+        conf_dir = str(Path(cfg.paths.root_dir).resolve() / "conf")
+        rows, peaks = run_all(configurations, scenes, conf_dir)  # type: ignore[arg-type]
+        summary = summarize(rows, peaks)
+        run_dir = Path(cfg.paths.run_dir)
+        write_csv(run_dir / "scenes.csv", columns_of(rows), rows)
+        write_csv(run_dir / "summary.csv", list(summary[0]), summary)
+        table = markdown(summary)
+        with atomic_open(run_dir / "summary.md", "w") as handle:
+            handle.write(table)
+        print(table, flush=True)
+        logger.log_table("benchmark/summary", list(summary[0]), [list(e.values()) for e in summary])
+        columns = columns_of(rows)
+        logger.log_table("benchmark/scenes", columns, [[r.get(c, "") for c in columns] for r in rows])
+    except BaseException:
+        logger.finish(failed=True)
+        raise
+    logger.finish()
+    return summary

@@ -1,0 +1,203 @@
+"""Scenes where the right answer is known: a synthetic object on a real background.
+
+Each scene renders the input (the object at A), the true output (the object at B, the
+true background at A) and the object's exact mask, so a mask policy or an inpainter can
+be scored instead of judged by eye. Generation is seeded: the same seed, the same scenes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from object_displacement.geometry import clip_box, shift
+from object_displacement.types import Box, Candidate, Image, Mask
+
+SIDES = (384, 512, 768, 1024)
+SIZES = (0.1, 0.2, 0.33)
+"""Object size: its longer side as a share of the frame's shorter side, small to a third."""
+MOTIONS = ("apart", "overlap", "border")
+"""Moved clear of its old place, overlapping it, or starting against the frame's edge."""
+SHAPES = ("ellipse", "polygon", "horse", "cutout")
+TEXTURED = ("brick", "grass", "gravel", "coffee", "chelsea", "rocket")
+SMOOTH = ("sky", "wall")
+
+
+@dataclass
+class Scene:
+    """One case: ``input`` and ``truth`` differ only where the object was and where it goes."""
+
+    name: str
+    input: Image
+    truth: Image
+    mask: Mask
+    """The object at A (alpha >= 0.5): what a segmenter should find."""
+    footprint: Mask
+    """Every pixel the object touches at A (alpha > 0), its soft fringe included."""
+    dx: int
+    dy: int
+    box: Box
+    """A user's box around the object: its bounding box with a small margin."""
+    tags: dict[str, str | float] = field(default_factory=dict)
+
+
+def generate(count: int = 24, seed: int = 0, max_side: int = 1024) -> list[Scene]:
+    """``count`` scenes cycling through every size, motion, shape and background kind."""
+    return [make_scene(i, seed, max_side) for i in range(count)]
+
+
+def make_scene(index: int, seed: int = 0, max_side: int = 1024) -> Scene:
+    rng = np.random.default_rng([seed, index])
+    smooth = index % 2 == 0
+    size = SIZES[(index // 2) % len(SIZES)]
+    motion = MOTIONS[(index // 6) % len(MOTIONS)]
+    shape = SHAPES[(index // 3) % len(SHAPES)]
+    side = min(max_side, SIDES[(index * 7 + index // 4) % len(SIDES)])
+    width, height = side, round(side * 0.75)
+    kind = SMOOTH[index // 2 % len(SMOOTH)] if smooth else TEXTURED[index // 2 % len(TEXTURED)]
+    background = _background(kind, width, height, rng)
+
+    extent = max(16, round(size * min(width, height)))
+    alpha = _shape(shape, extent, rng)
+    texture = _object_texture(alpha.shape, rng)
+    oh, ow = alpha.shape
+    x, y = _place_a(motion, width, height, ow, oh, rng)
+    dx, dy = _displacement(motion, x, y, width, height, ow, oh, rng)
+
+    at_a = _canvas_alpha(alpha, x, y, width, height)
+    at_b = shift(at_a, dx, dy)
+    colour = _canvas_colour(texture, x, y, width, height)
+    colour_b = shift(colour, dx, dy)
+    source = _over(background, colour, at_a)
+    truth = _over(background, colour_b, at_b)
+    mask = at_a >= 0.5
+    x0, y0, x1, y1 = Candidate(mask).bbox
+    margin = max(2, round(0.04 * max(x1 - x0, y1 - y0)))
+    box = clip_box((x0 - margin, y0 - margin, x1 + margin, y1 + margin), width, height)
+    name = f"{index:02d}-{shape}-{kind}-{motion}-{round(size * 100)}pct-{width}px"
+    tags = {"shape": shape, "background": kind, "smooth": str(smooth), "motion": motion, "size": size}
+    return Scene(name, source, truth, mask, at_a > 0, dx, dy, box, tags | {"side": float(width)})
+
+
+def _background(kind: str, width: int, height: int, rng: np.random.Generator) -> Image:
+    """A smooth one (a gradient sky, a plain lit wall) or a real texture or photo."""
+    if kind in SMOOTH:
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        top, bottom = rng.uniform(40, 220, size=3), rng.uniform(40, 220, size=3)
+        t = (
+            (ys / height)[..., None]
+            if kind == "sky"
+            else (0.5 + 0.5 * np.sin(xs / width * math.pi))[..., None]
+        )
+        image = top * (1 - t) + bottom * t + rng.normal(0, 2.0, size=(height, width, 1))
+        return np.clip(image, 0, 255).astype(np.uint8)
+    from skimage import data
+
+    photo = np.asarray(getattr(data, kind)())
+    if photo.ndim == 2:  # the textures are grey: tint them
+        tint = rng.uniform(0.5, 1.0, size=3)
+        photo = (photo[..., None] * tint).astype(np.uint8)
+    reps = (math.ceil(height / photo.shape[0]), math.ceil(width / photo.shape[1]), 1)
+    if photo.shape[0] >= height and photo.shape[1] >= width:
+        return np.ascontiguousarray(photo[:height, :width, :3])
+    tiled = np.tile(photo[..., :3], reps) if min(photo.shape[:2]) < 300 else None
+    if tiled is not None:
+        return np.ascontiguousarray(tiled[:height, :width])
+    return cv2.resize(photo[..., :3], (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def _shape(shape: str, extent: int, rng: np.random.Generator) -> np.ndarray:
+    """Alpha (float32, 0..1) of the object in a tight box whose longer side is ``extent``."""
+    aspect = rng.uniform(0.55, 1.0)
+    w, h = (
+        (extent, max(8, round(extent * aspect)))
+        if rng.random() < 0.5
+        else (max(8, round(extent * aspect)), extent)
+    )
+    canvas = np.zeros((h, w), np.uint8)
+    if shape == "ellipse":
+        cv2.ellipse(canvas, (w // 2, h // 2), (w // 2 - 1, h // 2 - 1), 0, 0, 360, 255, -1)
+    elif shape == "polygon":
+        angles = np.sort(rng.uniform(0, 2 * math.pi, size=7))
+        radii = rng.uniform(0.55, 1.0, size=7)
+        points = np.stack(
+            [w / 2 + radii * (w / 2 - 1) * np.cos(angles), h / 2 + radii * (h / 2 - 1) * np.sin(angles)], 1
+        )
+        cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 255)
+    elif shape in ("horse", "cutout"):
+        from skimage import data
+
+        horse = (~data.horse()).astype(np.uint8) * 255  # the silhouette is dark on white
+        canvas = cv2.resize(horse, (w, h), interpolation=cv2.INTER_AREA)
+        if shape == "cutout":  # a soft-edged cutout, as matting tools export
+            canvas = cv2.GaussianBlur(canvas, (0, 0), sigmaX=max(1.0, extent / 80))
+    alpha = canvas.astype(np.float32) / 255
+    if shape != "cutout":
+        alpha = (alpha >= 0.5).astype(np.float32)
+    rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+    return alpha[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # tight: the object touches its box
+
+
+def _object_texture(shape: tuple[int, int], rng: np.random.Generator) -> Image:
+    """A colourful texture for the object, so it is clearly not background."""
+    from skimage import data
+
+    source = np.asarray(getattr(data, str(rng.choice(["astronaut", "coffee", "chelsea"])))())
+    h, w = shape
+    y = int(rng.integers(0, max(1, source.shape[0] - h))) if source.shape[0] > h else 0
+    x = int(rng.integers(0, max(1, source.shape[1] - w))) if source.shape[1] > w else 0
+    patch = source[y : y + h, x : x + w]
+    if patch.shape[:2] != (h, w):
+        patch = cv2.resize(source, (w, h), interpolation=cv2.INTER_AREA)
+    hue = rng.uniform(0.6, 1.4, size=3)
+    return np.clip(patch.astype(np.float32) * hue, 0, 255).astype(np.uint8)
+
+
+def _place_a(
+    motion: str, width: int, height: int, ow: int, oh: int, rng: np.random.Generator
+) -> tuple[int, int]:
+    if motion == "border":  # flush against the left or the bottom edge
+        if rng.random() < 0.5:
+            return 0, int(rng.integers(0, height - oh + 1))
+        return int(rng.integers(0, width - ow + 1)), height - oh
+    return int(rng.integers(0, width - ow + 1)), int(rng.integers(0, height - oh + 1))
+
+
+def _displacement(
+    motion: str, x: int, y: int, width: int, height: int, ow: int, oh: int, rng: np.random.Generator
+) -> tuple[int, int]:
+    """A move that keeps the object inside the frame: overlapping, or clear of A."""
+    for _ in range(200):
+        length = rng.uniform(0.3, 0.7) if motion == "overlap" else rng.uniform(1.2, 2.5)
+        angle = rng.uniform(0, 2 * math.pi)
+        dx = round(math.cos(angle) * length * ow)
+        dy = round(math.sin(angle) * length * oh)
+        nx, ny = x + dx, y - dy
+        overlaps = abs(dx) < ow and abs(dy) < oh
+        if 0 <= nx <= width - ow and 0 <= ny <= height - oh and overlaps == (motion == "overlap"):
+            return dx, dy
+    # fall back to the farthest fitting horizontal move
+    dx = (width - ow - x) if x < width / 2 else -x
+    return dx, 0
+
+
+def _canvas_alpha(alpha: np.ndarray, x: int, y: int, width: int, height: int) -> np.ndarray:
+    canvas = np.zeros((height, width), np.float32)
+    canvas[y : y + alpha.shape[0], x : x + alpha.shape[1]] = alpha
+    return canvas
+
+
+def _canvas_colour(texture: Image, x: int, y: int, width: int, height: int) -> Image:
+    canvas = np.zeros((height, width, 3), np.uint8)
+    canvas[y : y + texture.shape[0], x : x + texture.shape[1]] = texture
+    return canvas
+
+
+def _over(background: Image, colour: Image, alpha: np.ndarray) -> Image:
+    """``colour`` over ``background`` with ``alpha``; exact where alpha is 0 or 1."""
+    a = alpha[..., None]
+    blended = colour.astype(np.float32) * a + background.astype(np.float32) * (1 - a)
+    return np.where(a > 0, np.clip(np.rint(blended), 0, 255), background).astype(np.uint8)
