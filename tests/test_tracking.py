@@ -13,7 +13,7 @@ from PIL import Image
 from object_displacement.cache import StageCache
 from object_displacement.geometry import shift
 from object_displacement.quality import evaluate, psnr
-from object_displacement.types import Candidate, Plan, Result, Target
+from object_displacement.types import Candidate, Move, Plan, Result, Target
 from tests.conftest import ROOT
 from tests.wandb_offline import read_run
 
@@ -151,7 +151,10 @@ def test_background_and_object_metrics_see_a_change_outside_the_edit(square_scen
     output = image.copy()
     output[moved] = shift(image, 50, 0)[moved]
     output[inpaint] = 128
-    plan = Plan(composite=output, inpaint_mask=inpaint, moved_mask=moved, dx=50, dy=0)
+    alpha = moved.astype(np.float32)
+    layer = shift(image, 50, 0)
+    plan = Plan(image, mask, image, layer, alpha, inpaint, np.zeros_like(mask), Move(50, 0))
+    plan.composite, plan.inpaint_mask = output, inpaint
     result = Result(
         image, Target(box=(0, 0, 5, 5)), [Candidate(mask)], [Candidate(mask)], plan=plan, output=output
     )

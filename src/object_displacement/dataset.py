@@ -6,6 +6,7 @@ A manifest is a CSV with a header and one edit per row::
     rocket-right,skimage:rocket,rocket,,300 120 345 408,100,0
 
 ``point`` is ``x y`` and ``box`` is ``x0 y0 x1 y1`` (pixels); leave unused cells empty.
+Optional columns ``scale``, ``flip`` and ``anchor`` scale or mirror the object as it moves.
 Relative image paths are relative to the manifest.
 """
 
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from object_displacement.errors import DisplacementError
 from object_displacement.io import SAMPLE_PREFIX, atomic_open
 from object_displacement.loggers.base import RunLogger, flatten
-from object_displacement.task import build_pipeline, pixels, run_edit
+from object_displacement.task import build_pipeline, make_move, run_edit
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ class Edit:
     target: dict[str, Any]
     dx: Any
     dy: Any
+    scale: Any = None
+    flip: Any = None
+    anchor: Any = None
 
 
 def read_manifest(path: Path) -> list[Edit]:
@@ -67,6 +71,9 @@ def read_manifest(path: Path) -> list[Edit]:
                 },
                 dx=row["dx"],
                 dy=row["dy"],
+                scale=(row.get("scale") or "").strip() or None,
+                flip=(row.get("flip") or "").strip() or None,
+                anchor=(row.get("anchor") or "").strip() or None,
             )
         )
     return edits
@@ -86,13 +93,9 @@ def run_dataset(cfg: DictConfig, logger: RunLogger) -> list[dict[str, Any]]:
     for step, edit in enumerate(tqdm(edits, desc=f"dataset {cfg.dataset.name}", unit="edit")):
         row: dict[str, Any] = {"id": edit.id, "image": edit.image, "status": "ok", "error": ""}
         try:
+            move = make_move(edit.dx, edit.dy, edit.scale or 1.0, edit.flip or False, edit.anchor or "center")
             metrics, _, images = run_edit(
-                pipeline,
-                edit.image,
-                edit.target,
-                pixels(edit.dx, "dx"),
-                pixels(edit.dy, "dy"),
-                run_dir / "edits" / edit.id,
+                pipeline, edit.image, edit.target, move, run_dir / "edits" / edit.id
             )
         except DisplacementError as err:
             log.warning("edit %s failed: %s", edit.id, err)

@@ -7,18 +7,20 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from object_displacement.cache import StageCache
+from object_displacement.compositors.base import Compositor
+from object_displacement.compositors.paste import PasteCompositor
 from object_displacement.errors import DisplacementError
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
-from object_displacement.types import Image, Result, Target
+from object_displacement.types import Image, Move, Result, Target
 
 T = TypeVar("T")
 
 
 class Pipeline:
-    """segment -> select -> plan -> inpaint; with no displacement it stops after select."""
+    """segment -> select -> plan -> composite -> inpaint; with no move it stops after select."""
 
     def __init__(
         self,
@@ -26,11 +28,13 @@ class Pipeline:
         selector: Selector,
         mask_policy: MaskPolicy,
         inpainter: Inpainter,
+        compositor: Compositor | None = None,
         cache: StageCache | None = None,
     ) -> None:
         self.segmenter = segmenter
         self.selector = selector
         self.mask_policy = mask_policy
+        self.compositor = compositor or PasteCompositor()
         self.inpainter = inpainter
         self.cache = cache or StageCache(None)
 
@@ -42,10 +46,11 @@ class Pipeline:
             self.selector,
             *[n for n in nested if n is not None],
             self.mask_policy,
+            self.compositor,
             self.inpainter,
         ]
 
-    def __call__(self, image: Image, target: Target, dx: int = 0, dy: int = 0) -> Result:
+    def __call__(self, image: Image, target: Target, move: Move | None = None) -> Result:
         timings: dict[str, float] = {}
 
         def timed(stage: str, fn: Callable[[], T]) -> T:
@@ -67,10 +72,10 @@ class Pipeline:
             ),
         )
         result = Result(image, target, candidates=candidates, ranking=ranked, timings=timings)
-        if dx == 0 and dy == 0:
+        if move is None or move.is_identity:
             return result
-        result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, dx, dy))
-        plan = result.plan
+        plan = result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, move))
+        plan.composite, plan.inpaint_mask = timed("composite", lambda: self.compositor(plan))
         result.output = timed(
             "inpaint", lambda: self.inpainter.inpaint(plan.composite, plan.inpaint_mask, plan.moved_mask)
         )

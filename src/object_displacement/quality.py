@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from object_displacement.geometry import shift
 from object_displacement.types import Candidate, Mask, Result
 
 PSNR_CAP_DB = 100.0
@@ -22,9 +21,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def edit_region(result: Result) -> Mask:
-    """Every pixel the edit may change: the inpaint mask and the pasted object."""
-    assert result.plan is not None
-    return result.plan.inpaint_mask | result.plan.moved_mask
+    """Every pixel the edit may change: the inpaint mask, the placed object and the seam."""
+    plan = result.plan
+    assert plan is not None and plan.inpaint_mask is not None
+    return plan.inpaint_mask | plan.seam_mask | (plan.alpha > 0)
 
 
 def evaluate(result: Result, scorer: Any = None) -> dict[str, float]:
@@ -34,7 +34,7 @@ def evaluate(result: Result, scorer: Any = None) -> dict[str, float]:
         return {}
     before, after, plan = result.image, result.output, result.plan
     outside = ~edit_region(result)
-    moved_truth = shift(before, plan.dx, plan.dy)
+    moved_truth = plan.layer  # the object as placed (scaled, mirrored), before compositing
     diff = np.abs(after[outside].astype(np.int16) - before[outside].astype(np.int16))
     metrics = {
         "background_psnr_db": round(psnr(after[outside], before[outside]), 3),

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from object_displacement.artifacts import save_artifacts
 from object_displacement.cache import StageCache
+from object_displacement.compositors.base import Compositor
 from object_displacement.errors import DisplacementError
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.io import SAMPLE_PREFIX, check_writable, read_image, same_file, write_image
@@ -24,7 +25,7 @@ from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
 from object_displacement.selectors.clip import ClipSelector
 from object_displacement.targets import make_target
-from object_displacement.types import Result
+from object_displacement.types import Move, Result
 from object_displacement.visualize import run_images
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def build_pipeline(cfg: DictConfig) -> Pipeline:
         segmenter=build(cfg.segmenter, Segmenter),
         selector=build(cfg.selector, Selector),
         mask_policy=build(cfg.mask_policy, MaskPolicy),
+        compositor=build(cfg.compositor, Compositor),
         inpainter=build(cfg.inpainter, Inpainter),
         cache=StageCache(cache_dir, plain(cfg.segmenter, resolve=True), plain(cfg.selector, resolve=True)),
     )
@@ -69,9 +71,23 @@ def job_settings(cfg: DictConfig) -> dict[str, Any]:
             settings["target"] = dict(demo.target)
         if cfg.dx is None and cfg.dy is None:
             settings["dx"], settings["dy"] = demo.dx, demo.dy
-    settings["dx"] = pixels(settings["dx"], "dx")
-    settings["dy"] = pixels(settings["dy"], "dy")
+    settings["move"] = make_move(settings.pop("dx"), settings.pop("dy"), cfg.scale, cfg.flip, cfg.anchor)
     return settings
+
+
+def make_move(dx: Any, dy: Any, scale: Any = 1.0, flip: Any = False, anchor: Any = "center") -> Move:
+    """A checked :class:`Move` from user settings."""
+    try:
+        factor = float(scale if scale is not None else 1.0)
+    except (TypeError, ValueError):
+        factor = float("nan")
+    if not factor > 0 or factor > 100:
+        raise DisplacementError(f"scale must be a positive factor, got {scale!r}")
+    if anchor not in ("center", "bottom"):
+        raise DisplacementError(f"anchor must be center or bottom, got {anchor!r}")
+    if isinstance(flip, str):
+        flip = flip.strip().lower() in ("1", "true", "yes")
+    return Move(pixels(dx, "dx"), pixels(dy, "dy"), factor, bool(flip), str(anchor))
 
 
 def pixels(value: Any, name: str) -> int:
@@ -91,8 +107,7 @@ def run_edit(
     pipeline: Pipeline,
     image_source: str,
     target: dict[str, Any],
-    dx: int,
-    dy: int,
+    move: Move,
     out_dir: Path,
     output: str | None = None,
 ) -> tuple[dict[str, Any], Result, dict[str, Any]]:
@@ -112,7 +127,7 @@ def run_edit(
 
     # 3. Run the stages, then score what they made
     hits_before = len(pipeline.cache.hits)
-    result = pipeline(image, checked, dx, dy)
+    result = pipeline(image, checked, move)
     metrics = {"image": str(image_source), **result.metrics()}
     metrics["cache_hits"] = pipeline.cache.hits[hits_before:]
     metrics["quality"] = evaluate(result, scorer=text_scorer(pipeline))
@@ -137,7 +152,7 @@ def displace(cfg: DictConfig, logger: RunLogger | None = None) -> tuple[dict[str
     pipeline = build_pipeline(cfg)
     run_dir = Path(cfg.paths.run_dir)
     metrics, result, images = run_edit(
-        pipeline, job["image"], job["target"], job["dx"], job["dy"], run_dir, cfg.output
+        pipeline, job["image"], job["target"], job["move"], run_dir, cfg.output
     )
     logger.log_metrics(metrics)
     logger.log_table("ranking", *ranking_table(result))

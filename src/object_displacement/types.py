@@ -68,22 +68,59 @@ class Candidate:
         return (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
 
 
+@dataclass(frozen=True)
+class Move:
+    """How the object moves: by ``(dx, dy)`` (``dy > 0`` is up), scaled by ``scale`` and
+    mirrored left-right if ``flip``, about an ``anchor`` (``center``, or ``bottom`` for
+    objects standing on a surface). The displacement moves the anchor."""
+
+    dx: int = 0
+    dy: int = 0
+    scale: float = 1.0
+    flip: bool = False
+    anchor: str = "center"
+
+    @property
+    def is_identity(self) -> bool:
+        return self.dx == 0 and self.dy == 0 and self.scale == 1.0 and not self.flip
+
+
 @dataclass
 class Plan:
-    """What the mask policy decided: the image to inpaint and where to inpaint it.
+    """What the mask policy decided, and what the compositor made of it.
 
-    ``composite`` is the photo with the hole prefilled and the object pasted at its new
-    place, before any inpainting; ``inpaint_mask`` is what the inpainter re-synthesizes;
-    ``moved_mask`` is where the object now is (its visible part).
+    ``background`` is the photo with the hole prefilled and no object; ``layer`` holds the
+    object's pixels at their new place, with coverage ``alpha`` (0..1, antialiased when
+    scaled). ``hole_mask`` (the hole, a ring around it, speckles) is always re-synthesized;
+    ``seam_mask`` (a ring around the new place) is inpainted or blended, as the compositor
+    says. The compositor fills in ``composite`` and ``inpaint_mask``.
     """
 
-    composite: Image
-    inpaint_mask: Mask
-    moved_mask: Mask
-    dx: int
-    dy: int
+    source: Image
+    source_mask: Mask
+    background: Image
+    layer: Image
+    alpha: npt.NDArray[np.float32]
+    hole_mask: Mask
+    seam_mask: Mask
+    move: Move
     kept_fraction: float = 1.0
-    """Share of the object's pixels still inside the frame after the move."""
+    """Share of the (scaled) object still inside the frame."""
+    composite: Image | None = None
+    inpaint_mask: Mask | None = None
+
+    @property
+    def moved_mask(self) -> Mask:
+        """Where the object now is: its coverage at least one half."""
+        return self.alpha >= 0.5
+
+    @property
+    def dx(self) -> int:
+        return self.move.dx
+
+    @property
+    def dy(self) -> int:
+        return self.move.dy
 
 
 @dataclass
@@ -125,10 +162,17 @@ class Result:
             ],
         }
         if self.plan is not None:
+            move = self.plan.move
             metrics.update(
-                dx=self.plan.dx,
-                dy=self.plan.dy,
+                dx=move.dx,
+                dy=move.dy,
+                scale=move.scale,
+                flip=move.flip,
+                anchor=move.anchor,
                 kept_fraction=round(self.plan.kept_fraction, 4),
-                inpaint_area_px=int(self.plan.inpaint_mask.sum()),
+                moved_area_px=int(self.plan.moved_mask.sum()),
+                inpaint_area_px=int(self.plan.inpaint_mask.sum())
+                if self.plan.inpaint_mask is not None
+                else 0,
             )
         return metrics

@@ -22,7 +22,7 @@ from object_displacement.io import atomic_open, write_image
 from object_displacement.loggers.base import RunLogger
 from object_displacement.segmenters.mask_file import MaskFileSegmenter
 from object_displacement.task import build
-from object_displacement.types import Target
+from object_displacement.types import Move, Target
 
 SCORES = ("mask_iou", "psnr_image", "ssim_image", "psnr_vacated", "ssim_vacated", "psnr_seam", "ssim_seam")
 STAGES = ("segment", "select", "plan", "inpaint")
@@ -69,7 +69,7 @@ def run_configuration(
             pipeline.segmenter.path = str(write_image(work / f"{scene.name}.png", scene.mask))
         row: dict[str, Any] = {"configuration": name, "scene": scene.name, **scene.tags}
         try:
-            result = pipeline(scene.input, Target(box=scene.box), scene.dx, scene.dy)
+            result = pipeline(scene.input, Target(box=scene.box), Move(scene.dx, scene.dy, scene.scale))
         except DisplacementError as err:
             rows.append(row | {"status": "failed", "error": str(err)})
             continue

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from object_displacement.types import Image, Mask, Plan
+from object_displacement.types import Image, Mask, Move, Plan
 
 
 class MaskPolicy(ABC):
-    """Decides the composite before inpainting and which pixels get re-synthesized."""
+    """Decides where the object goes and which pixels around both places get re-synthesized."""
 
     @abstractmethod
-    def plan(self, image: Image, mask: Mask, dx: int, dy: int) -> Plan:
-        """Paste the object moved by ``(dx, dy)`` (``dy > 0`` is up) and mark what to inpaint."""
+    def plan(self, image: Image, mask: Mask, move: Move) -> Plan:
+        """Place the moved object and mark what must be re-synthesized."""

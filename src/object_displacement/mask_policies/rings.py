@@ -9,9 +9,9 @@ import numpy as np
 
 from object_displacement.errors import DisplacementError
 from object_displacement.fill import smooth_fill
-from object_displacement.geometry import bbox_diagonal, dilate, ring, shift
+from object_displacement.geometry import bbox_diagonal, dilate, place_object, ring
 from object_displacement.mask_policies.base import MaskPolicy
-from object_displacement.types import Candidate, Image, Mask, Plan
+from object_displacement.types import Candidate, Image, Mask, Move, Plan
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 class RingMaskPolicy(MaskPolicy):
     """Build the inpainting mask the way the method does, with sizes that scale.
 
-    The mask is the union of (a) a ``seam`` ring just outside the pasted object, so its
-    edge is re-synthesized and blends, (b) the hole the object left, prefilled from the
-    surrounding background, and (c) a ``hole_ring`` around the old place, optionally
-    sprinkled further out with random ``speckle`` dots. The pasted object itself is
-    never inpainted.
+    The masks are (a) a ``seam`` ring just outside the placed object, which the
+    compositor either blends or leaves to the inpainter, (b) the hole the object left,
+    prefilled from the surrounding background, and (c) a ``hole_ring`` around the old
+    place, optionally sprinkled further out with random ``speckle`` dots. (b) and (c) are
+    always inpainted; the placed object never is.
 
     Sizes are fractions of the object's bounding-box diagonal when ``units`` is
     ``relative`` (the default: the method's fixed pixel sizes had to be retuned for every
@@ -66,27 +66,27 @@ class RingMaskPolicy(MaskPolicy):
         self.speckle_radius = speckle_radius
         self.seed = seed
 
-    def plan(self, image: Image, mask: Mask, dx: int, dy: int) -> Plan:
-        moved = shift(mask, dx, dy)
-        kept = int(moved.sum()) / max(1, int(mask.sum()))
+    def plan(self, image: Image, mask: Mask, move: Move) -> Plan:
+        layer, alpha, full_area = place_object(
+            image, mask, move.dx, move.dy, move.scale, move.flip, move.anchor
+        )
+        moved = alpha >= 0.5
+        kept = float(alpha.sum()) / max(full_area, 1e-6)
         if not moved.any():
             raise DisplacementError(
-                f"displacement dx={dx} dy={dy} moves the object wholly out of the "
-                f"{image.shape[1]}x{image.shape[0]} frame"
+                f"displacement dx={move.dx} dy={move.dy} (scale {move.scale:g}) moves the object wholly "
+                f"out of the {image.shape[1]}x{image.shape[0]} frame"
             )
-        if kept < 1.0:
+        if kept < 0.999:
             log.warning("%.1f%% of the object leaves the frame and is dropped", 100 * (1 - kept))
 
         pixels = self.pixel_sizes(mask)
-        hole = mask & ~moved
-        inpaint = hole | ring(moved, pixels["seam"]) | ring(mask, pixels["hole_ring"])
+        hole = (mask | ring(mask, pixels["hole_ring"])) & ~moved
         if self.speckle_density > 0:
-            inpaint |= self._speckles(mask, pixels["hole_ring"], pixels["speckle_band"])
-        inpaint &= ~moved
-
-        composite = smooth_fill(image, mask) if self.prefill else image.copy()
-        composite[moved] = shift(image, dx, dy)[moved]
-        return Plan(composite, inpaint, moved, dx=dx, dy=dy, kept_fraction=kept)
+            hole |= self._speckles(mask, pixels["hole_ring"], pixels["speckle_band"]) & ~moved
+        seam = ring(moved, pixels["seam"]) & ~hole
+        background = smooth_fill(image, mask) if self.prefill else image.copy()
+        return Plan(image, mask, background, layer, alpha, hole, seam, move, kept_fraction=min(kept, 1.0))
 
     def pixel_sizes(self, mask: Mask) -> dict[str, int]:
         """The ring widths in pixels for this object."""
