@@ -32,7 +32,7 @@ def test_scene_generation_is_deterministic():
 def test_truth_differs_from_input_only_where_the_object_was_and_goes(scenes):
     for scene in scenes:
         changed = (scene.input != scene.truth).any(axis=2)
-        footprint = scene.footprint | shift(scene.footprint, scene.dx, scene.dy)
+        footprint = scene.footprint | scene.moved_footprint
         assert not (changed & ~footprint).any(), scene.name
         assert (scene.mask <= scene.footprint).all()
         assert changed.any(), scene.name
@@ -45,16 +45,21 @@ def test_default_scenes_cover_every_factor(scenes):
     assert {t["shape"] for t in tags} == {"ellipse", "polygon", "horse", "cutout"}
     assert {t["smooth"] for t in tags} == {"True", "False"}
     assert {t["size"] for t in tags} == {0.1, 0.2, 0.33}
+    for scene in scenes:
+        if scene.scale == 1.0:
+            np.testing.assert_array_equal(scene.moved_mask, shift(scene.mask, scene.dx, scene.dy))
     assert max(s.input.shape[1] for s in scenes) == 1024
     for scene in scenes:
-        moved = shift(scene.mask, scene.dx, scene.dy)
+        moved = scene.moved_mask
         overlaps = bool((moved & scene.mask).any())
         if scene.tags["motion"] == "apart":
             assert not overlaps, scene.name
         if scene.tags["motion"] == "border":
             ys, xs = np.nonzero(scene.footprint)
             assert xs.min() == 0 or ys.max() == scene.mask.shape[0] - 1, scene.name
-        assert moved.sum() == scene.mask.sum(), scene.name  # the object stays in the frame
+        # the object stays in the frame, at its new scale
+        assert moved.sum() == pytest.approx(scene.scale**2 * scene.mask.sum(), rel=0.1), scene.name
+    assert {s.scale for s in scenes} == {0.7, 1.0, 1.5}
 
 
 def test_scores_of_known_inputs():
@@ -151,3 +156,9 @@ def test_diffusion_inpainters_run_in_the_benchmark_as_a_smoke_check(tiny_models,
     with (tmp_path / "summary.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["configuration"] == "sd-tiny" and row["failed"] == "0"
+
+
+def test_ghost_score_ranks_known_afterimages_by_strength(scenes):
+    from object_displacement.benchmark.runner import ghost_calibration
+
+    assert ghost_calibration(scenes[:8]) > 0.6

@@ -10,6 +10,7 @@ from object_displacement.cache import StageCache
 from object_displacement.compositors.base import Compositor
 from object_displacement.compositors.paste import PasteCompositor
 from object_displacement.errors import DisplacementError
+from object_displacement.ghost import GhostCheck
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.segmenters.base import Segmenter
@@ -30,6 +31,7 @@ class Pipeline:
         inpainter: Inpainter,
         compositor: Compositor | None = None,
         cache: StageCache | None = None,
+        ghost_check: GhostCheck | None = None,
     ) -> None:
         self.segmenter = segmenter
         self.selector = selector
@@ -37,6 +39,7 @@ class Pipeline:
         self.compositor = compositor or PasteCompositor()
         self.inpainter = inpainter
         self.cache = cache or StageCache(None)
+        self.ghost_check = ghost_check or GhostCheck(max_attempts=1)
 
     def components(self) -> list[object]:
         """The stages' components, including those nested in a selector that dispatches."""
@@ -48,6 +51,7 @@ class Pipeline:
             self.mask_policy,
             self.compositor,
             self.inpainter,
+            *self.ghost_check.fallbacks,
         ]
 
     def __call__(self, image: Image, target: Target, move: Move | None = None) -> Result:
@@ -76,7 +80,5 @@ class Pipeline:
             return result
         plan = result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, move))
         plan.composite, plan.inpaint_mask = timed("composite", lambda: self.compositor(plan))
-        result.output = timed(
-            "inpaint", lambda: self.inpainter.inpaint(plan.composite, plan.inpaint_mask, plan.moved_mask)
-        )
+        result.output, result.attempts = timed("inpaint", lambda: self.ghost_check(self.inpainter, plan))
         return result

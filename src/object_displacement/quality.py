@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from object_displacement.ghost import ghost_score
 from object_displacement.types import Candidate, Mask, Result
 
 PSNR_CAP_DB = 100.0
@@ -44,6 +45,7 @@ def evaluate(result: Result, scorer: Any = None) -> dict[str, float]:
             float(np.abs(after[plan.moved_mask].astype(np.float64) - moved_truth[plan.moved_mask]).mean()), 3
         ),
     }
+    metrics["ghost_appearance"] = round(ghost_score(before, after, result.mask & ~plan.moved_mask), 4)
     if scorer is not None and result.target.prompt is not None:
         metrics.update(_clip_scores(result, scorer))
     return metrics

@@ -13,6 +13,7 @@ from object_displacement.artifacts import save_artifacts
 from object_displacement.cache import StageCache
 from object_displacement.compositors.base import Compositor
 from object_displacement.errors import DisplacementError
+from object_displacement.ghost import GhostCheck
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.io import SAMPLE_PREFIX, check_writable, read_image, same_file, write_image
 from object_displacement.loggers.base import RunLogger
@@ -52,6 +53,7 @@ def build_pipeline(cfg: DictConfig) -> Pipeline:
         compositor=build(cfg.compositor, Compositor),
         inpainter=build(cfg.inpainter, Inpainter),
         cache=StageCache(cache_dir, plain(cfg.segmenter, resolve=True), plain(cfg.selector, resolve=True)),
+        ghost_check=build(cfg.ghost_check, GhostCheck),
     )
     models = [c for c in pipeline.components() if isinstance(c, UsesDevice)]
     if models:

@@ -136,6 +136,8 @@ class Result:
     plan: Plan | None = None
     output: Image | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Every inpainting attempt with its ghost score (see :mod:`object_displacement.ghost`)."""
 
     @property
     def selected(self) -> Candidate:
@@ -171,8 +173,7 @@ class Result:
                 anchor=move.anchor,
                 kept_fraction=round(self.plan.kept_fraction, 4),
                 moved_area_px=int(self.plan.moved_mask.sum()),
-                inpaint_area_px=int(self.plan.inpaint_mask.sum())
-                if self.plan.inpaint_mask is not None
-                else 0,
+                inpaint_area_px=0 if self.plan.inpaint_mask is None else int(self.plan.inpaint_mask.sum()),
+                inpaint_attempts=self.attempts,
             )
         return metrics

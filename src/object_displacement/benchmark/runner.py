@@ -17,7 +17,7 @@ from object_displacement.benchmark.scenes import generate
 from object_displacement.benchmark.scoring import mask_iou, regions, score
 from object_displacement.dataset import columns_of, write_csv
 from object_displacement.errors import DisplacementError
-from object_displacement.geometry import shift
+from object_displacement.ghost import ghost_score
 from object_displacement.io import atomic_open, write_image
 from object_displacement.loggers.base import RunLogger
 from object_displacement.segmenters.mask_file import MaskFileSegmenter
@@ -25,6 +25,46 @@ from object_displacement.task import build
 from object_displacement.types import Move, Target
 
 SCORES = ("mask_iou", "psnr_image", "ssim_image", "psnr_vacated", "ssim_vacated", "psnr_seam", "ssim_seam")
+
+
+GHOST_STRENGTHS = (0.0, 0.1, 0.25, 0.5)
+
+
+def ghost_calibration(scenes: list[Any]) -> float:
+    """Spearman rank correlation between a known afterimage strength and the ghost score.
+
+    Each scene's true output gets the object blended back into its old place at each of
+    ``GHOST_STRENGTHS``: a score that agrees with the truth ranks them in that order.
+    """
+    from scipy.stats import spearmanr
+
+    strengths, scores = [], []
+    for scene in scenes:
+        vacated = scene.mask & ~scene.moved_mask
+        if vacated.sum() < 16:
+            continue
+        for strength in GHOST_STRENGTHS:
+            ghosted = scene.truth.copy()
+            mixed = strength * scene.input[vacated].astype(np.float64) + (1 - strength) * scene.truth[vacated]
+            ghosted[vacated] = np.rint(mixed).astype(np.uint8)
+            strengths.append(strength)
+            scores.append(ghost_score(scene.input, ghosted, vacated))
+    return round(float(spearmanr(strengths, scores).statistic), 3)
+
+
+def ghost_agreement(rows: list[dict[str, Any]]) -> float:
+    """Spearman rank correlation, over every scored scene, between the ghost score and the
+    true error at the vacated place (1 - SSIM against the known background): how well the
+    score, which needs no truth, tells a bad fill from a good one."""
+    from scipy.stats import spearmanr
+
+    done = [r for r in rows if r["status"] == "ok"]
+    if len(done) < 3:
+        return float("nan")
+    rho = spearmanr([r["ghost"] for r in done], [1 - r["ssim_vacated"] for r in done]).statistic
+    return round(float(rho), 3)
+
+
 STAGES = ("segment", "select", "plan", "inpaint")
 
 
@@ -56,9 +96,7 @@ def run_configuration(
 
     from object_displacement.task import build_pipeline
 
-    scenes = generate(**{k: v for k, v in scene_settings.items() if k != "only"})
-    if scene_settings.get("only"):
-        scenes = [scenes[i] for i in scene_settings["only"]]
+    scenes = _scenes(scene_settings)
     work = Path(tempfile.mkdtemp(prefix="benchmark-"))
     fixed = ["logger=none", "cache.enabled=false", f"paths.run_dir={work}"]
     with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
@@ -74,13 +112,19 @@ def run_configuration(
             rows.append(row | {"status": "failed", "error": str(err)})
             continue
         assert result.output is not None
-        areas = regions(scene.mask, shift(scene.mask, scene.dx, scene.dy))
+        areas = regions(scene.mask, scene.moved_mask)
         row |= {"status": "ok", "error": "", "mask_iou": round(mask_iou(result.mask, scene.mask), 4)}
         row |= score(result.output, scene.truth, areas)
+        row["ghost"] = round(ghost_score(scene.input, result.output, scene.mask & ~scene.moved_mask), 4)
         row |= {f"seconds_{stage}": round(result.timings.get(stage, 0.0), 4) for stage in STAGES}
         row["seconds_total"] = round(sum(result.timings.values()), 4)
         rows.append(row)
     return rows, peak_rss_mb()
+
+
+def _scenes(settings: dict[str, Any]) -> list[Any]:
+    scenes = generate(**{k: v for k, v in settings.items() if k != "only"})
+    return [scenes[i] for i in settings["only"]] if settings.get("only") else scenes
 
 
 def summarize(rows: list[dict[str, Any]], peaks: dict[str, int]) -> list[dict[str, Any]]:
@@ -144,10 +188,16 @@ def run_benchmark(cfg: DictConfig) -> list[dict[str, Any]]:
         run_dir = Path(cfg.paths.run_dir)
         write_csv(run_dir / "scenes.csv", columns_of(rows), rows)
         write_csv(run_dir / "summary.csv", list(summary[0]), summary)
-        table = markdown(summary)
+        agreement = ghost_agreement(rows)
+        calibration = ghost_calibration(_scenes(scenes))  # type: ignore[arg-type]
+        table = markdown(summary) + (
+            f"\nGhost score vs known afterimage strength {list(GHOST_STRENGTHS)}, Spearman: {calibration}\n"
+            f"Ghost score vs true vacated-region error (1 - SSIM) of the runs above, Spearman: {agreement}\n"
+        )
         with atomic_open(run_dir / "summary.md", "w") as handle:
             handle.write(table)
         print(table, flush=True)
+        logger.log_metrics({"benchmark": {"ghost_vs_error": agreement, "ghost_vs_strength": calibration}})
         logger.log_table("benchmark/summary", list(summary[0]), [list(e.values()) for e in summary])
         columns = columns_of(rows)
         logger.log_table("benchmark/scenes", columns, [[r.get(c, "") for c in columns] for r in rows])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from object_displacement.geometry import clip_box, shift
+from object_displacement.geometry import clip_box, place_object, shift
 from object_displacement.types import Box, Candidate, Image, Mask
 
 SIDES = (384, 512, 768, 1024)
@@ -22,6 +22,8 @@ SIZES = (0.1, 0.2, 0.33)
 MOTIONS = ("apart", "overlap", "border")
 """Moved clear of its old place, overlapping it, or starting against the frame's edge."""
 SHAPES = ("ellipse", "polygon", "horse", "cutout")
+SCALES = (1.0, 1.0, 1.0, 1.0, 1.5, 1.0, 1.0, 0.7)
+"""Most moves keep the size; one in eight grows the object by half, one in eight shrinks it."""
 TEXTURED = ("brick", "grass", "gravel", "coffee", "chelsea", "rocket")
 SMOOTH = ("sky", "wall")
 
@@ -37,6 +39,11 @@ class Scene:
     """The object at A (alpha >= 0.5): what a segmenter should find."""
     footprint: Mask
     """Every pixel the object touches at A (alpha > 0), its soft fringe included."""
+    moved_mask: Mask
+    """The object at B (alpha >= 0.5), at its new scale."""
+    moved_footprint: Mask
+    """Every pixel the object touches at B."""
+    scale: float
     dx: int
     dy: int
     box: Box
@@ -65,21 +72,28 @@ def make_scene(index: int, seed: int = 0, max_side: int = 1024) -> Scene:
     texture = _object_texture(alpha.shape, rng)
     oh, ow = alpha.shape
     x, y = _place_a(motion, width, height, ow, oh, rng)
-    dx, dy = _displacement(motion, x, y, width, height, ow, oh, rng)
+    dx, dy = _displacement(motion, x, y, width, height, ow, oh, rng, SCALES[index % len(SCALES)])
 
+    scale = SCALES[index % len(SCALES)]
     at_a = _canvas_alpha(alpha, x, y, width, height)
-    at_b = shift(at_a, dx, dy)
     colour = _canvas_colour(texture, x, y, width, height)
-    colour_b = shift(colour, dx, dy)
+    if scale == 1.0:
+        at_b, colour_b = shift(at_a, dx, dy), shift(colour, dx, dy)
+    else:  # rendered at the new scale about the centre, as the pipeline is asked to
+        footprint = at_a > 0
+        at_b, _, _ = place_object(at_a, footprint, dx, dy, scale)
+        colour_b, _, _ = place_object(colour, footprint, dx, dy, scale)
+        at_b = np.clip(at_b, 0.0, 1.0)
     source = _over(background, colour, at_a)
     truth = _over(background, colour_b, at_b)
     mask = at_a >= 0.5
     x0, y0, x1, y1 = Candidate(mask).bbox
     margin = max(2, round(0.04 * max(x1 - x0, y1 - y0)))
     box = clip_box((x0 - margin, y0 - margin, x1 + margin, y1 + margin), width, height)
-    name = f"{index:02d}-{shape}-{kind}-{motion}-{round(size * 100)}pct-{width}px"
+    name = f"{index:02d}-{shape}-{kind}-{motion}-{round(size * 100)}pct-{width}px-x{scale:g}"
     tags = {"shape": shape, "background": kind, "smooth": str(smooth), "motion": motion, "size": size}
-    return Scene(name, source, truth, mask, at_a > 0, dx, dy, box, tags | {"side": float(width)})
+    tags |= {"side": float(width), "scale": scale}
+    return Scene(name, source, truth, mask, at_a > 0, at_b >= 0.5, at_b > 0, scale, dx, dy, box, tags)
 
 
 def _background(kind: str, width: int, height: int, rng: np.random.Generator) -> Image:
@@ -167,17 +181,27 @@ def _place_a(
 
 
 def _displacement(
-    motion: str, x: int, y: int, width: int, height: int, ow: int, oh: int, rng: np.random.Generator
+    motion: str,
+    x: int,
+    y: int,
+    width: int,
+    height: int,
+    ow: int,
+    oh: int,
+    rng: np.random.Generator,
+    scale: float = 1.0,
 ) -> tuple[int, int]:
-    """A move that keeps the object inside the frame: overlapping, or clear of A."""
-    for _ in range(200):
+    """A move that keeps the (scaled) object inside the frame: overlapping, or clear of A."""
+    sw, sh = ow * scale, oh * scale
+    for _ in range(400):
         length = rng.uniform(0.3, 0.7) if motion == "overlap" else rng.uniform(1.2, 2.5)
         angle = rng.uniform(0, 2 * math.pi)
         dx = round(math.cos(angle) * length * ow)
         dy = round(math.sin(angle) * length * oh)
-        nx, ny = x + dx, y - dy
-        overlaps = abs(dx) < ow and abs(dy) < oh
-        if 0 <= nx <= width - ow and 0 <= ny <= height - oh and overlaps == (motion == "overlap"):
+        cx, cy = x + ow / 2 + dx, y + oh / 2 - dy  # the new centre
+        inside = sw / 2 + 1 <= cx <= width - sw / 2 - 1 and sh / 2 + 1 <= cy <= height - sh / 2 - 1
+        overlaps = abs(dx) < (ow + sw) / 2 and abs(dy) < (oh + sh) / 2
+        if inside and overlaps == (motion == "overlap"):
             return dx, dy
     # fall back to the farthest fitting horizontal move
     dx = (width - ow - x) if x < width / 2 else -x

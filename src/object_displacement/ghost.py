@@ -1,0 +1,111 @@
+"""Is the old place really empty? A ghost score, and retries when it is not."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from object_displacement.inpainters.base import Inpainter
+from object_displacement.types import Image, Mask, Plan
+
+log = logging.getLogger(__name__)
+
+MIN_PIXELS = 16
+
+
+DETAIL_SIGMA = 3.0
+"""Structure finer than this (pixels) is what an afterimage keeps of the object."""
+
+
+def ghost_score(original: Image, output: Image, vacated: Mask) -> float:
+    """How much the filled place still looks like the object: the zero-mean normalized
+    cross-correlation of their fine detail (grey levels minus a Gaussian blur) over the
+    vacated pixels, in -1..1.
+
+    A genuine background fill is unrelated to the object's detail (near 0); an afterimage,
+    a faint or smeared copy of it, keeps its edges and correlates (towards 1). Detail, not
+    raw grey levels: a brightness trend shared by object and fill (a sky darkening
+    upwards) is no ghost. A featureless region scores 0.
+    """
+    if vacated.sum() < MIN_PIXELS:
+        return 0.0
+    a = _detail(original)[vacated]
+    b = _detail(output)[vacated]
+    a, b = a - a.mean(), b - b.mean()
+    spread = np.sqrt((a * a).mean() * (b * b).mean())
+    return 0.0 if spread < 0.5 else float((a * b).mean() / spread)
+
+
+def _detail(image: Image) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return grey - cv2.GaussianBlur(grey, (0, 0), DETAIL_SIGMA)
+
+
+class GhostCheck:
+    """Inpaint, score the old place, and try again while the object still shows.
+
+    Attempts go: the configured inpainter, then it with the next ``reseed`` seeds (if it
+    has a seed), then each of ``fallbacks``; at most ``max_attempts`` in all. The attempt
+    with the lowest score is kept, and every attempt is recorded.
+
+    Args:
+        threshold: ghost score above which the place is not empty.
+        max_attempts: the bound on inpainting runs (1 turns retrying off).
+        reseed: how many further seeds of the configured inpainter to try first.
+        fallbacks: other inpainters to try next, in order.
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.3,
+        max_attempts: int = 3,
+        reseed: int = 1,
+        fallbacks: Sequence[Inpainter] = (),
+    ) -> None:
+        self.threshold = threshold
+        self.max_attempts = max(1, max_attempts)
+        self.reseed = reseed
+        self.fallbacks = list(fallbacks)
+
+    def __call__(self, inpainter: Inpainter, plan: Plan) -> tuple[Image, list[dict[str, Any]]]:
+        assert plan.composite is not None and plan.inpaint_mask is not None
+        vacated = plan.source_mask & ~plan.moved_mask
+        attempts: list[dict[str, Any]] = []
+        best: tuple[float, Image] | None = None
+        for number, (label, candidate) in enumerate(self._candidates(inpainter)):
+            if number >= self.max_attempts:
+                break
+            output = candidate.inpaint(plan.composite, plan.inpaint_mask, plan.moved_mask)
+            score = ghost_score(plan.source, output, vacated)
+            attempts.append({"attempt": number + 1, "inpainter": label, "ghost": round(score, 4)})
+            if best is None or score < best[0]:
+                best = (score, output)
+            if score <= self.threshold:
+                break
+            log.warning(
+                "old place still shows the object (ghost %.2f > %.2f): retrying", score, self.threshold
+            )
+        assert best is not None
+        return best[1], attempts
+
+    def _candidates(self, inpainter: Inpainter) -> Iterator[tuple[str, Inpainter]]:
+        yield _label(inpainter), inpainter
+        if hasattr(inpainter, "seed"):
+            for step in range(1, self.reseed + 1):
+                again = copy.copy(inpainter)
+                again.seed = inpainter.seed + step  # type: ignore[attr-defined]
+                yield _label(again), again
+        for fallback in self.fallbacks:
+            yield _label(fallback), fallback
+
+
+def _label(inpainter: Inpainter) -> str:
+    name = type(inpainter).__name__
+    method = getattr(inpainter, "method", None)
+    seed = getattr(inpainter, "seed", None)
+    return name + (f"({method})" if method else "") + (f" seed {seed}" if seed is not None else "")
