@@ -10,7 +10,7 @@ TEST_ENV := HF_HUB_OFFLINE=1 WANDB_MODE=offline
 .PHONY: help setup demo test test-fast lint format clean weights bench bench-quality
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create .venv with the pinned dependencies (torch from constraints.txt)
 
