@@ -186,3 +186,27 @@ def test_slurm_launcher_preset_composes_for_submitit():
     )
     assert proc.returncode == 0, proc.stderr
     assert "hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in proc.stdout
+
+
+def test_logged_run_finishes_once_and_marks_a_failure():
+    from object_displacement.loggers.base import logged_run
+    from object_displacement.loggers.none import NoLogger
+
+    class Recorder(NoLogger):
+        def __init__(self):
+            self.calls = []
+
+        def start(self, config):
+            self.calls.append(("start", config))
+
+        def finish(self, failed=False):
+            self.calls.append(("finish", failed))
+
+    ok = Recorder()
+    with logged_run(ok, {"a": 1}):
+        pass
+    assert ok.calls == [("start", {"a": 1}), ("finish", False)]
+    broken = Recorder()
+    with pytest.raises(RuntimeError), logged_run(broken, {}):
+        raise RuntimeError("job failed")
+    assert broken.calls == [("start", {}), ("finish", True)]

@@ -16,7 +16,7 @@ from object_displacement.errors import DisplacementError
 from object_displacement.ghost import GhostCheck
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.io import SAMPLE_PREFIX, check_writable, read_image, same_file, write_image
-from object_displacement.loggers.base import RunLogger
+from object_displacement.loggers.base import RunLogger, logged_run
 from object_displacement.loggers.none import NoLogger
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.pipeline import Pipeline
@@ -174,12 +174,6 @@ def run_job(cfg: DictConfig) -> Any:
     finished, also when the job fails, so no W&B run is left open."""
     from object_displacement.dataset import run_dataset
 
-    logger = build(cfg.logger, RunLogger)
-    logger.start(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    try:
-        outcome = run_dataset(cfg, logger) if cfg.get("dataset") else displace(cfg, logger)
-    except BaseException:
-        logger.finish(failed=True)
-        raise
-    logger.finish()
-    return outcome
+    config = OmegaConf.to_container(cfg, resolve=True)
+    with logged_run(build(cfg.logger, RunLogger), config) as logger:  # type: ignore[arg-type]
+        return run_dataset(cfg, logger) if cfg.get("dataset") else displace(cfg, logger)

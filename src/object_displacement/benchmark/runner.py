@@ -19,7 +19,7 @@ from object_displacement.dataset import columns_of, write_csv
 from object_displacement.errors import DisplacementError
 from object_displacement.ghost import ghost_score
 from object_displacement.io import atomic_open, write_image
-from object_displacement.loggers.base import RunLogger
+from object_displacement.loggers.base import RunLogger, logged_run
 from object_displacement.segmenters.mask_file import MaskFileSegmenter
 from object_displacement.task import build
 from object_displacement.types import Move, Target
@@ -169,9 +169,8 @@ def markdown(summary: list[dict[str, Any]]) -> str:
 
 def run_benchmark(cfg: DictConfig) -> list[dict[str, Any]]:
     """The whole benchmark: scenes x configurations, tables written and logged."""
-    logger = build(cfg.logger, RunLogger)
-    logger.start(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    try:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    with logged_run(build(cfg.logger, RunLogger), config) as logger:  # type: ignore[arg-type]
         scenes = OmegaConf.to_container(cfg.scenes, resolve=True)
         configurations = OmegaConf.to_container(cfg.configurations, resolve=True)
         assert isinstance(configurations, dict)
@@ -201,8 +200,4 @@ def run_benchmark(cfg: DictConfig) -> list[dict[str, Any]]:
         logger.log_table("benchmark/summary", list(summary[0]), [list(e.values()) for e in summary])
         columns = columns_of(rows)
         logger.log_table("benchmark/scenes", columns, [[r.get(c, "") for c in columns] for r in rows])
-    except BaseException:
-        logger.finish(failed=True)
-        raise
-    logger.finish()
     return summary

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from object_displacement.types import Image
@@ -31,6 +32,19 @@ class RunLogger(ABC):
     @abstractmethod
     def finish(self, failed: bool = False) -> None:
         """Close the run; ``failed`` marks a job that raised."""
+
+
+@contextlib.contextmanager
+def logged_run(logger: RunLogger, config: dict[str, Any]) -> Iterator[RunLogger]:
+    """Start ``logger`` with ``config`` and finish it however the block ends, marking the
+    run failed when it raises, so no run is ever left open."""
+    logger.start(config)
+    try:
+        yield logger
+    except BaseException:
+        logger.finish(failed=True)
+        raise
+    logger.finish()
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
