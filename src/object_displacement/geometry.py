@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from object_displacement.types import Box, Mask
+from object_displacement.types import Box, Candidate, Mask
 
 
 def shift(array: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -32,6 +32,16 @@ def shift(array: np.ndarray, dx: int, dy: int) -> np.ndarray:
 def bbox_diagonal(box: Box) -> float:
     x0, y0, x1, y1 = box
     return math.hypot(x1 - x0, y1 - y0)
+
+
+def unit_length(mask: Mask, units: str) -> float:
+    """Pixels per unit of a size setting: the object's bbox diagonal when ``units`` is
+    ``relative`` (sizes that follow the object), 1 when ``pixels``."""
+    if units == "pixels":
+        return 1.0
+    if units != "relative":
+        raise ValueError(f"units must be 'relative' or 'pixels', got {units!r}")
+    return bbox_diagonal(Candidate(mask).bbox)
 
 
 def dilate(mask: Mask, radius: int) -> Mask:

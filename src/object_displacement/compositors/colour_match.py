@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from object_displacement.compositors.base import Compositor, over
-from object_displacement.geometry import bbox_diagonal, ring
-from object_displacement.types import Candidate, Image, Plan
+from object_displacement.geometry import ring, unit_length
+from object_displacement.types import Image, Plan
 
 
 class ColourMatchCompositor(Compositor):
@@ -33,8 +33,7 @@ class ColourMatchCompositor(Compositor):
         self.units = units
 
     def blend(self, plan: Plan) -> Image:
-        scale = bbox_diagonal(Candidate(plan.source_mask).bbox) if self.units == "relative" else 1.0
-        width = max(2, round(self.ring * scale))
+        width = max(2, round(self.ring * unit_length(plan.source_mask, self.units)))
         old = ring(plan.source_mask, width) & ~plan.moved_mask
         new = ring(plan.moved_mask, width) & ~plan.source_mask
         if old.sum() < 16 or new.sum() < 16:  # nothing to compare against: paste as is

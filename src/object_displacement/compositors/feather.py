@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from object_displacement.compositors.base import Compositor, over
-from object_displacement.geometry import bbox_diagonal
-from object_displacement.types import Candidate, Image, Plan
+from object_displacement.geometry import unit_length
+from object_displacement.types import Image, Plan
 
 
 class FeatherCompositor(Compositor):
@@ -31,8 +31,7 @@ class FeatherCompositor(Compositor):
         self.units = units
 
     def blend(self, plan: Plan) -> Image:
-        scale = bbox_diagonal(Candidate(plan.moved_mask).bbox) if self.units == "relative" else 1.0
-        width = max(1.0, self.width * scale)
+        width = max(1.0, self.width * unit_length(plan.moved_mask, self.units))
         inside = cv2.distanceTransform(plan.moved_mask.astype(np.uint8), cv2.DIST_L2, 5)
         ramp = np.clip(inside / width, 0.0, 1.0).astype(np.float32)
         return over(plan.layer, plan.background, ramp * plan.alpha)

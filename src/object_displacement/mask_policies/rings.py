@@ -9,9 +9,9 @@ import numpy as np
 
 from object_displacement.errors import DisplacementError
 from object_displacement.fill import smooth_fill
-from object_displacement.geometry import bbox_diagonal, dilate, place_object, ring
+from object_displacement.geometry import dilate, place_object, ring, unit_length
 from object_displacement.mask_policies.base import MaskPolicy
-from object_displacement.types import Candidate, Image, Mask, Move, Plan
+from object_displacement.types import Image, Mask, Move, Plan
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class RingMaskPolicy(MaskPolicy):
 
     def pixel_sizes(self, mask: Mask) -> dict[str, int]:
         """The ring widths in pixels for this object."""
-        scale = bbox_diagonal(Candidate(mask).bbox) if self.units == "relative" else 1.0
+        scale = unit_length(mask, self.units)
         sizes = {"seam": self.seam, "hole_ring": self.hole_ring, "speckle_band": self.speckle_band}
         return {name: max(0, round(value * scale)) for name, value in sizes.items()}
 
