@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from object_displacement.errors import DisplacementError
+from object_displacement.ghost import ghost_score
 from object_displacement.task import displace
 
 
@@ -26,6 +27,9 @@ def test_moves_the_square_and_restores_the_wall(make_cfg, square_png, square_sce
     # where it was, the flat grey wall is back
     assert np.abs(result.output[40:70, 30:60].astype(int) - 128).max() <= 2
     assert metrics["dx"] == 60 and metrics["dy"] == -30 and metrics["kept_fraction"] == 1.0
+    # the reported ghost score is the kept output's, as a fresh computation gives it
+    vacated = result.mask & ~result.plan.moved_mask
+    assert metrics["quality"]["ghost_appearance"] == round(ghost_score(image, result.output, vacated), 4)
     assert metrics["object_area_px"] == pytest.approx(mask.sum(), rel=0.05)
 
 

