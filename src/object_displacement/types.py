@@ -13,6 +13,7 @@ Conventions, used everywhere in this package:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -109,9 +110,11 @@ class Plan:
     composite: Image | None = None
     inpaint_mask: Mask | None = None
 
-    @property
+    @cached_property
     def moved_mask(self) -> Mask:
-        """Where the object now is: its coverage at least one half."""
+        """Where the object now is: its coverage at least one half. Computed once: the
+        compositor, the inpainter, the ghost check and the metrics all ask for it, and
+        ``alpha`` does not change after planning."""
         return self.alpha >= 0.5
 
     @property
