@@ -35,14 +35,15 @@ def square(x0: int, y0: int, x1: int, y1: int, shape=(400, 600)) -> Candidate:
     return Candidate(mask=mask)
 
 
-def test_sam_prompted_mode_gives_three_masks_and_encodes_the_photo_once(tiny_models):
+def test_sam_prompted_mode_gives_its_single_and_three_nested_masks_and_encodes_once(tiny_models):
     segmenter = sam(tiny_models)
     by_box = segmenter.propose(COFFEE, Target(box=(170, 20, 440, 300)))
     features = segmenter._predictor.features
     by_point = segmenter.propose(COFFEE, Target(point=(300, 150)))
     assert segmenter._predictor.features is features  # same embedding, not recomputed
     for candidates in (by_box, by_point):
-        assert len(candidates) == 3
+        assert len(candidates) == 4  # the single best mask, then the whole / part / sub-part ones
+        assert sorted(c.source for c in candidates) == ["sam", "sam", "sam", "sam-single"]
         assert all(c.mask.shape == (400, 600) and c.mask.dtype == bool for c in candidates)
         assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
 

@@ -121,25 +121,63 @@ def _inpainting_unet(**extra):
     )
 
 
-def save_sd_inpaint(folder: Path, work: Path) -> Path:
-    """A Stable Diffusion inpainting pipeline folder (9-channel UNet), via ``save_pretrained``."""
+def save_sd_inpaint(folder: Path, work: Path, safety_checker: bool = False) -> Path:
+    """A Stable Diffusion inpainting pipeline folder (9-channel UNet), via ``save_pretrained``.
+
+    With ``safety_checker`` it ships one, as the SD 1.5 inpainting repo does, that flags
+    every image: the false positive that blacks out a fill of a harmless photo."""
     import torch
     from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
     from transformers import CLIPTextModel
 
     torch.manual_seed(0)
     unet = _inpainting_unet(cross_attention_dim=32)
+    checker, features = _firing_safety_checker() if safety_checker else (None, None)
     pipe = StableDiffusionInpaintPipeline(
         vae=_vae(),
         text_encoder=CLIPTextModel(_text_config()),
         tokenizer=clip_tokenizer(work / "tok"),
         unet=unet,
         scheduler=DDIMScheduler(steps_offset=1),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+        safety_checker=checker,
+        feature_extractor=features,
+        requires_safety_checker=safety_checker,
     )
     pipe.save_pretrained(folder)
+    return folder
+
+
+def _firing_safety_checker():
+    """diffusers' ``StableDiffusionSafetyChecker``, tiny, with concept thresholds below any
+    cosine: it flags whatever it sees."""
+    import torch
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    vision = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 1}
+    config = CLIPConfig(
+        text_config={**vision, "vocab_size": 99},
+        vision_config={**vision, "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    checker = StableDiffusionSafetyChecker(config)
+    with torch.no_grad():
+        checker.concept_embeds_weights.fill_(-2.0)
+    features = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return checker.eval(), features
+
+
+def overflow_in_fp16(folder: Path) -> Path:
+    """Scale the VAE decoder's first layer of a saved pipeline so fp16 overflows (inf, then
+    NaN) while fp32 decodes fine: the known fault of SD VAEs run in half precision."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(folder / "vae")
+    with torch.no_grad():
+        vae.decoder.conv_in.weight.mul_(1e5)
+        vae.decoder.conv_in.bias.mul_(1e5)
+    vae.save_pretrained(folder / "vae")
     return folder
 
 

@@ -125,3 +125,13 @@ def place_object(
         layer[region] = crop[source]
         alpha[region] = coverage[source]
     return layer, alpha, float(coverage.sum())
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` at ``size`` (w, h): area averaging to shrink (no aliasing), cubic to enlarge
+    (area interpolation enlarges like nearest neighbour, in blocks)."""
+    height, width = image.shape[:2]
+    if (width, height) == size:
+        return image.copy()
+    shrink = size[0] <= width and size[1] <= height
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)

@@ -10,7 +10,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from object_displacement.inpainters.base import Inpainter
+from object_displacement.errors import DisplacementError
+from object_displacement.inpainters.base import Inpainter, InpaintFailed
 from object_displacement.types import Image, Mask, Plan
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,13 @@ class GhostCheck:
         self.reseed = reseed
         self.fallbacks = list(fallbacks)
 
-    def __call__(self, inpainter: Inpainter, plan: Plan) -> tuple[Image, list[dict[str, Any]]]:
+    def __call__(
+        self, inpainter: Inpainter, plan: Plan, subject: str | None = None
+    ) -> tuple[Image, list[dict[str, Any]]]:
+        """The least ghostly output and every attempt; ``subject`` is the target's prompt.
+
+        An attempt that gives no usable fill (:class:`InpaintFailed`: a black or NaN
+        image) is recorded as failed and the next one runs."""
         assert plan.composite is not None and plan.inpaint_mask is not None
         vacated = plan.source_mask & ~plan.moved_mask
         attempts: list[dict[str, Any]] = []
@@ -80,7 +87,12 @@ class GhostCheck:
         for number, (label, candidate) in enumerate(self._candidates(inpainter)):
             if number >= self.max_attempts:
                 break
-            output = candidate.inpaint(plan.composite, plan.inpaint_mask, plan.moved_mask)
+            try:
+                output = candidate.inpaint(plan.composite, plan.inpaint_mask, plan.moved_mask, subject)
+            except InpaintFailed as failure:
+                log.warning("inpainting attempt %d (%s) failed: %s", number + 1, label, failure)
+                attempts.append({"attempt": number + 1, "inpainter": label, "failed": str(failure)})
+                continue
             score = ghost_score(plan.source, output, vacated)
             attempts.append({"attempt": number + 1, "inpainter": label, "ghost": round(score, 4)})
             if best is None or score < best[0]:
@@ -90,7 +102,12 @@ class GhostCheck:
             log.warning(
                 "old place still shows the object (ghost %.2f > %.2f): retrying", score, self.threshold
             )
-        assert best is not None
+        if best is None:
+            reasons = "; ".join(f"{a['inpainter']}: {a['failed']}" for a in attempts)
+            raise DisplacementError(
+                f"every inpainting attempt failed ({reasons}): raise ghost_check.max_attempts "
+                "or add a ghost_check.fallbacks inpainter"
+            )
         return best[1], attempts
 
     def _candidates(self, inpainter: Inpainter) -> Iterator[tuple[str, Inpainter]]:

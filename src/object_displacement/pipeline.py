@@ -80,5 +80,7 @@ class Pipeline:
             return result
         plan = result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, move))
         plan.composite, plan.inpaint_mask = timed("composite", lambda: self.compositor(plan))
-        result.output, result.attempts = timed("inpaint", lambda: self.ghost_check(self.inpainter, plan))
+        result.output, result.attempts = timed(
+            "inpaint", lambda: self.ghost_check(self.inpainter, plan, target.prompt)
+        )
         return result

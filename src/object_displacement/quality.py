@@ -46,7 +46,7 @@ def evaluate(result: Result, scorer: Any = None) -> dict[str, float]:
         ),
     }
     # the ghost check already scored the output it kept, the least ghostly of its attempts
-    kept = min((attempt["ghost"] for attempt in result.attempts), default=None)
+    kept = min((a["ghost"] for a in result.attempts if "ghost" in a), default=None)
     vacated = result.mask & ~plan.moved_mask
     metrics["ghost_appearance"] = kept if kept is not None else round(ghost_score(before, after, vacated), 4)
     if scorer is not None and result.target.prompt is not None:

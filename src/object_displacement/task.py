@@ -28,6 +28,7 @@ from object_displacement.selectors.clip import ClipSelector
 from object_displacement.targets import make_target
 from object_displacement.types import Move, Result
 from object_displacement.visualize import run_images
+from object_displacement.weights import check_weights
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -169,11 +170,16 @@ def ranking_table(result: Result) -> tuple[list[str], list[list[Any]]]:
     return columns, rows
 
 
+MODEL_GROUPS = ("segmenter", "selector", "inpainter")
+"""The config groups whose components may load weights."""
+
+
 def run_job(cfg: DictConfig) -> Any:
     """The entry point's task: a dataset run or one displacement, with the logger always
     finished, also when the job fails, so no W&B run is left open."""
     from object_displacement.dataset import run_dataset
 
     config = OmegaConf.to_container(cfg, resolve=True)
+    check_weights([hydra.utils.instantiate(cfg[group]) for group in MODEL_GROUPS])
     with logged_run(build(cfg.logger, RunLogger), config) as logger:  # type: ignore[arg-type]
         return run_dataset(cfg, logger) if cfg.get("dataset") else displace(cfg, logger)

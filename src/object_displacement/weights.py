@@ -50,6 +50,25 @@ def local_file(source: str | Path, what: str, setting: str) -> Path:
     return path
 
 
+def hub_available(repo_id: str, filename: str) -> bool:
+    """Whether ``filename`` of hub repo ``repo_id`` can be had: it is in the local cache,
+    or the hub may be asked (``HF_HUB_OFFLINE`` unset). Answers at once, downloads nothing."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not constants.HF_HUB_OFFLINE:
+        return True
+    return isinstance(try_to_load_from_cache(repo_id, filename), str)
+
+
+def check_weights(components: list[object]) -> None:
+    """Ask each component that loads weights whether they are here, before any start-up
+    (W&B, torch, the model libraries): a run with missing weights fails in seconds."""
+    for component in components:
+        check = getattr(component, "check_weights", None)
+        if check is not None:
+            check()
+
+
 _MODELS: dict[Hashable, object] = {}
 _LOCK = threading.Lock()
 load_count = 0

@@ -10,33 +10,50 @@ from object_displacement.geometry import clip_box
 from object_displacement.types import Box, Candidate, Image, Mask
 
 
+class InpaintFailed(RuntimeError):
+    """An attempt gave no usable fill (a safety checker's black image, a NaN decode).
+
+    Not the user's mistake and not a bug: the ghost check records it and moves on to its
+    next attempt (another seed, then the fallbacks)."""
+
+
 class Inpainter(ABC):
     """Fill the masked pixels of an image; every other pixel comes back bit-identical.
 
     Subclasses implement ``fill`` on a crop around the mask. ``context`` sets how much of
     the surroundings that crop holds, as a fraction of the mask's bounding-box size
     (``None``: the whole image). Pasting back only masked pixels is what guarantees the
-    rest of the photo is untouched, whatever the backend does.
+    rest of the photo is untouched, whatever the backend does. A backend that needs
+    several crops (one per separate part of the mask) returns them from ``crops``.
     """
 
     def __init__(self, context: float | None = None) -> None:
         self.context = context
 
-    def inpaint(self, image: Image, mask: Mask, avoid: Mask | None = None) -> Image:
+    def inpaint(
+        self, image: Image, mask: Mask, avoid: Mask | None = None, subject: str | None = None
+    ) -> Image:
         """``image`` with ``mask`` filled. ``avoid`` marks pixels the fill should not copy
         from (the pasted object, so it is not smeared into its own seam); backends that
-        cannot honour it ignore it."""
+        cannot honour it ignore it. ``subject`` names what was removed (the target's
+        prompt), for backends that can be told not to draw it again."""
         if image.shape[:2] != mask.shape:
             raise ValueError(f"mask {mask.shape} does not match image {image.shape[:2]}")
         out = image.copy()
-        if not mask.any():
-            return out
-        x0, y0, x1, y1 = self.crop_box(mask)
-        region = (slice(y0, y1), slice(x0, x1))
-        crop_avoid = None if avoid is None else avoid[region] & ~mask[region]
-        filled = self.fill(np.ascontiguousarray(image[region]), mask[region], crop_avoid)
-        out[region][mask[region]] = filled[mask[region]]
+        for (x0, y0, x1, y1), part in self.crops(mask):
+            region = (slice(y0, y1), slice(x0, x1))
+            crop_mask = part[region]
+            if not crop_mask.any():
+                continue
+            crop_avoid = None if avoid is None else avoid[region] & ~crop_mask
+            original = np.ascontiguousarray(out[region])
+            filled = self.fill(original, crop_mask, crop_avoid, subject)
+            out[region] = self.paste(original, filled, crop_mask)
         return out
+
+    def crops(self, mask: Mask) -> list[tuple[Box, Mask]]:
+        """The crops to fill, each with the part of ``mask`` it fills; one by default."""
+        return [(self.crop_box(mask), mask)] if mask.any() else []
 
     def crop_box(self, mask: Mask) -> Box:
         height, width = mask.shape
@@ -47,6 +64,12 @@ class Inpainter(ABC):
         my = round(self.context * (y1 - y0)) + 8
         return clip_box((x0 - mx, y0 - my, x1 + mx, y1 + my), width, height)
 
+    def paste(self, original: Image, filled: Image, mask: Mask) -> Image:
+        """The crop with the fill's masked pixels put in; the rest stays ``original``."""
+        out = original.copy()
+        out[mask] = filled[mask]
+        return out
+
     @abstractmethod
-    def fill(self, image: Image, mask: Mask, avoid: Mask | None = None) -> Image:
+    def fill(self, image: Image, mask: Mask, avoid: Mask | None = None, subject: str | None = None) -> Image:
         """Return ``image`` (a crop) with ``mask`` filled; pixels outside are ignored."""

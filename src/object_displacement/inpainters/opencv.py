@@ -32,6 +32,6 @@ class OpenCVInpainter(Inpainter):
         self.method = method
         self.radius = radius
 
-    def fill(self, image: Image, mask: Mask, avoid: Mask | None = None) -> Image:
+    def fill(self, image: Image, mask: Mask, avoid: Mask | None = None, subject: str | None = None) -> Image:
         # diffusion only reads the hole's border, so there is nothing to avoid
         return cv2.inpaint(image, mask.astype(np.uint8), self.radius, METHODS[self.method])

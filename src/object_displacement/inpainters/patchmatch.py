@@ -22,7 +22,7 @@ class PatchMatchInpainter(Inpainter):
         self.patch_size = patch_size
         self.seed = seed
 
-    def fill(self, image: Image, mask: Mask, avoid: Mask | None = None) -> Image:
+    def fill(self, image: Image, mask: Mask, avoid: Mask | None = None, subject: str | None = None) -> Image:
         patchmatch.set_random_seed(self.seed)
         if avoid is None or not avoid.any():
             return patchmatch.inpaint(image, mask, patch_size=self.patch_size)

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from object_displacement.errors import DisplacementError
 from object_displacement.runtime import UsesDevice
 from object_displacement.segmenters.base import Segmenter
-from object_displacement.types import Candidate, Image, Target
+from object_displacement.types import Candidate, Image, Mask, Target
 from object_displacement.weights import load_once, local_file
 
 ENCODERS: dict[str, dict[str, Any]] = {
@@ -47,7 +48,13 @@ class SamSegmenter(Segmenter, UsesDevice):
             ``num_heads``, ``global_attn_indexes``), for checkpoints of other sizes.
         points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh,
         min_mask_region_area, crop_n_layers: ``SamAutomaticMaskGenerator`` settings.
-        multimask: in prompted mode, propose SAM's three nested masks, not just one.
+        work_side: automatic mode runs on the photo shrunk so its longer side is at most
+            this (SAM sees 1024 px anyway): every batch of point prompts upsamples its
+            logits to the size it is given, which on a 12-megapixel photo needs over 10 GB.
+            Each mask is brought back to full resolution with smooth edges. Prompted mode
+            always predicts at full resolution.
+        multimask: in prompted mode, propose SAM's three nested masks as well as its
+            single best mask (which SAM recommends for an unambiguous box).
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class SamSegmenter(Segmenter, UsesDevice):
         stability_score_thresh: float = 0.95,
         min_mask_region_area: int = 0,
         crop_n_layers: int = 0,
+        work_side: int = 1024,
         multimask: bool = True,
     ) -> None:
         if model_type not in ENCODERS:
@@ -77,6 +85,9 @@ class SamSegmenter(Segmenter, UsesDevice):
             "min_mask_region_area": min_mask_region_area,
             "crop_n_layers": crop_n_layers,
         }
+        if work_side < 64:
+            raise ValueError(f"work_side must be at least 64 pixels, got {work_side}")
+        self.work_side = work_side
         self.multimask = multimask
         self._predictor: Any = None
         self._embedded: str | None = None
@@ -93,6 +104,10 @@ class SamSegmenter(Segmenter, UsesDevice):
         urllib.request.urlretrieve(CHECKPOINTS[self.model_type], partial)
         partial.replace(path)  # a cut download never looks like a checkpoint
         return f"SAM {self.model_type}: {path}"
+
+    def check_weights(self) -> None:
+        """Fail at once, before any start-up, when the checkpoint is not on disk."""
+        local_file(self.checkpoint, f"SAM {self.model_type}", "segmenter.checkpoint")
 
     def model(self) -> Any:
         """The SAM model on this component's device, loaded once per process."""
@@ -123,7 +138,7 @@ class SamSegmenter(Segmenter, UsesDevice):
     def propose(self, image: Image, target: Target) -> list[Candidate]:
         import torch
 
-        with torch.inference_mode(), self.autocast():
+        with torch.inference_mode():  # the predictor applies Fabric's autocast to the encoder alone
             if target.point is None and target.box is None:
                 return self._automatic(image)
             return self._prompted(image, target)
@@ -131,40 +146,73 @@ class SamSegmenter(Segmenter, UsesDevice):
     def _automatic(self, image: Image) -> list[Candidate]:
         from segment_anything import SamAutomaticMaskGenerator
 
+        from object_displacement.segmenters.sam_predictor import MixedPrecisionPredictor
+
+        height, width = image.shape[:2]
         generator = SamAutomaticMaskGenerator(self.model(), **self.generator_settings)
-        records = generator.generate(image)
+        generator.predictor = MixedPrecisionPredictor(self.model(), self.autocast)
+        records = generator.generate(shrink_to(image, self.work_side))
         records.sort(key=lambda r: r["predicted_iou"], reverse=True)
         return [
-            Candidate(mask=r["segmentation"].astype(bool), score=float(r["predicted_iou"]), source="sam")
+            Candidate(
+                mask=upsample_mask(r["segmentation"], width, height),
+                score=float(r["predicted_iou"]),
+                source="sam",
+            )
             for r in records
         ]
 
     def _prompted(self, image: Image, target: Target) -> list[Candidate]:
         predictor = self._predictor_for(image)
         if target.point is not None:
-            masks, scores, _ = predictor.predict(
-                point_coords=np.array([target.point], dtype=np.float32),
-                point_labels=np.array([1]),
-                multimask_output=self.multimask,
-            )
+            prompt = {
+                "point_coords": np.array([target.point], dtype=np.float32),
+                "point_labels": np.array([1]),
+            }
         else:
-            masks, scores, _ = predictor.predict(
-                box=np.array(target.box, dtype=np.float32), multimask_output=self.multimask
-            )
-        order = np.argsort(scores)[::-1]
-        return [Candidate(mask=masks[i].astype(bool), score=float(scores[i]), source="sam") for i in order]
+            prompt = {"box": np.array(target.box, dtype=np.float32)}
+        # the single-mask output is SAM's answer to an unambiguous prompt; the three
+        # multimask outputs cover the whole/part/sub-part readings of an ambiguous one
+        outputs = [("sam-single", predictor.predict(**prompt, multimask_output=False))]
+        if self.multimask:
+            outputs.append(("sam", predictor.predict(**prompt, multimask_output=True)))
+        candidates = [
+            Candidate(mask=mask.astype(bool), score=float(score), source=source)
+            for source, (masks, scores, _) in outputs
+            for mask, score in zip(masks, scores, strict=True)
+        ]
+        return sorted(candidates, key=lambda c: c.score, reverse=True)
 
     def _predictor_for(self, image: Image) -> Any:
-        from segment_anything import SamPredictor
+        from object_displacement.segmenters.sam_predictor import MixedPrecisionPredictor
 
         model = self.model()
         if self._predictor is None or self._predictor.model is not model:
-            self._predictor, self._embedded = SamPredictor(model), None
+            self._predictor, self._embedded = MixedPrecisionPredictor(model, self.autocast), None
         digest = hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + str(image.shape)
         if digest != self._embedded:
             self._predictor.set_image(image)
             self._embedded = digest
         return self._predictor
+
+
+def shrink_to(image: Image, side: int) -> Image:
+    """``image`` with its longer side at most ``side`` (area averaging), else itself."""
+    height, width = image.shape[:2]
+    factor = side / max(height, width)
+    if factor >= 1:
+        return image
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def upsample_mask(mask: np.ndarray, width: int, height: int) -> Mask:
+    """A mask brought to ``width`` x ``height``: bilinear coverage thresholded at one half,
+    so edges follow the low-resolution contour smoothly instead of in blocks."""
+    if mask.shape == (height, width):
+        return mask.astype(bool)
+    coverage = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return coverage >= 0.5
 
 
 def _hashable(settings: dict[str, Any]) -> list[tuple[str, Any]]:
