@@ -11,6 +11,7 @@ that fails is reported (one `error:` line) and the others are still fetched; the
 is 2 if any failed.
 """
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from hydra.errors import HydraException
 
 from object_displacement.cli import USER_ERROR_EXIT, guard, one_line
 from object_displacement.errors import DisplacementError
+from object_displacement.runtime import quiet_libraries
 from object_displacement.task import build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +38,10 @@ def main(argv: list[str]) -> int:
         print(f"error: unknown option {flags[0]}: see --help", file=sys.stderr)
         return USER_ERROR_EXIT
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+    # the libraries' own notices ("will try the local cache") would drown the one line per failure
+    logging.getLogger().addHandler(logging.NullHandler())
+    for library in ("DIFFUSERS", "TRANSFORMERS"):
+        os.environ.setdefault(f"{library}_VERBOSITY", "error")
     choices = [a for a in argv if a.split("=")[0] in GROUPS] or DEFAULT
     settings = [a for a in argv if a not in choices]
     failed = []
@@ -67,7 +73,8 @@ def fetch(choice: str, settings: list[str]) -> str:
     component = build(cfg[group], object)
     if not hasattr(component, "fetch"):
         return f"{choice}: needs no weights"
-    return component.fetch()
+    with quiet_libraries():
+        return component.fetch()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 In a sweep (``-m``) a failed job does not stop the others: its error is recorded in its
 job dir (``error.txt`` and ``displace.log``), and the sweep ends with a one-line tally and
-exit code 2 if any job failed (:class:`SweepTally`, a Hydra callback). Ctrl-C ends any run
+exit code 2 if any job failed (:class:`RunChecks`, a Hydra callback). Ctrl-C ends any run
 with one line and exit code 130; files are written whole or not at all, so none is left
 half-written.
 """
@@ -111,11 +111,16 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-class SweepTally(Callback):
-    """Hydra callback: check the launcher can run before a sweep starts, and end the sweep
-    with one line that counts its failed jobs (exit code 2 if any failed)."""
+class RunChecks(Callback):
+    """Hydra callback: before a run or a sweep, check that its directory can be written and
+    its launcher can run (each one line and exit 2, where Hydra would print a traceback);
+    after a sweep, one line that counts its failed jobs (exit code 2 if any failed)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_dir(str(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_dir(str(config.hydra.sweep.dir))
         target = str(config.hydra.launcher.get("_target_", ""))
         if target.endswith("SlurmLauncher") and shutil.which("sbatch") is None:
             print(
@@ -142,6 +147,16 @@ class SweepTally(Callback):
             file=sys.stderr,
             flush=True,
         )
+        sys.exit(USER_ERROR_EXIT)
+
+
+def _check_dir(directory: str) -> None:
+    from object_displacement.io import check_can_write
+
+    try:
+        check_can_write(Path(directory) / ".hydra")
+    except DisplacementError as err:
+        print(one_line(err), file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_EXIT)
 
 

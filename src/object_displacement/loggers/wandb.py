@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,9 @@ class WandbLogger(RunLogger):
         self.run.log({name: wandb.Table(columns=list(columns), data=data)})
 
     def save_file(self, path: Path) -> None:
-        path = Path(path)
-        self.run.save(str(path), base_path=str(path.parent), policy="now")
+        # files in the run's own folder are uploaded with it (``wandb.save`` would symlink
+        # them and print a notice on every run)
+        shutil.copy2(path, Path(self.run.dir) / Path(path).name)
 
     def log_image(self, name: str, image: Image, caption: str = "", step: int | None = None) -> None:
         import wandb
