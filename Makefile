@@ -36,8 +36,8 @@ format: setup ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean: ## remove run outputs and caches (keeps .venv)
-	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache
+clean: ## remove run outputs and the stage cache (outputs/cache; keeps .venv)
+	rm -rf outputs/runs outputs/multiruns outputs/cache .pytest_cache .ruff_cache
 
 weights: setup ## download SAM, CLIP, SDXL and SD inpainting weights (needs internet, ~20 GB)
 	$(BIN)/python scripts/fetch_weights.py

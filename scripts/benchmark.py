@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from object_displacement.benchmark.runner import run_benchmark
-from object_displacement.cli import exit_on_user_error
+from object_displacement.cli import exit_on_user_error, guard
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
@@ -26,4 +26,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

@@ -5,13 +5,20 @@ config; selection additionally by the selector's config. A sweep over mask-polic
 inpainter settings therefore segments and selects once, and a sweep over selector
 settings segments once. Entries are written whole (temp file + rename), so parallel
 jobs never read a half-written one.
+
+The key also holds a digest of the source code of the segmenter and selector classes, so
+editing a component never serves masks its old code made. The cache never fails a run: an
+entry that cannot be read is dropped and recomputed, and a write that fails is skipped,
+each with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
+import zipfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -32,12 +39,21 @@ class StageCache:
         directory: where entries live; ``None`` computes everything every time.
         segmenter: the segmenter's config, as plain data (part of the key).
         selector: the selector's config, as plain data (part of the key).
+        code: the components whose source code the entries depend on (the segmenter, the
+            selector and those it dispatches to): part of the key.
     """
 
-    def __init__(self, directory: str | Path | None, segmenter: Any = None, selector: Any = None) -> None:
+    def __init__(
+        self,
+        directory: str | Path | None,
+        segmenter: Any = None,
+        selector: Any = None,
+        code: tuple[Any, Any] = (None, None),
+    ) -> None:
         self.directory = Path(directory) if directory is not None else None
-        self.segmenter_key = _digest(json.dumps(segmenter, sort_keys=True, default=str))
-        self.selector_key = _digest(json.dumps(selector, sort_keys=True, default=str))
+        segmenter_code, selector_code = (source_digest(c) for c in code)
+        self.segmenter_key = _digest(json.dumps(segmenter, sort_keys=True, default=str) + segmenter_code)
+        self.selector_key = _digest(json.dumps(selector, sort_keys=True, default=str) + selector_code)
         self.hits: list[str] = []
 
     def candidates(
@@ -91,22 +107,71 @@ class StageCache:
         if key is None or self.directory is None:
             return None
         path = self.directory / f"{key}.npz"
-        if not path.is_file():
+        try:
+            if not path.is_file():
+                return None
+            with np.load(path, allow_pickle=False) as data:
+                entry = {name: data[name] for name in data.files}
+            if "packed" in entry:
+                shape = tuple(entry.pop("shape"))
+                bits = np.unpackbits(entry.pop("packed"), axis=-1, count=shape[-1])
+                entry["masks"] = bits.reshape(shape).astype(bool)
+            _check_entry(entry)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+            log.warning("stage cache: dropping unreadable entry %s (%s); recomputing", path, _why(err))
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as unlink_err:
+                log.warning("stage cache: cannot remove %s (%s)", path, _why(unlink_err))
             return None
-        with np.load(path, allow_pickle=False) as data:
-            entry = {name: data[name] for name in data.files}
-        if "packed" in entry:
-            shape = tuple(entry.pop("shape"))
-            bits = np.unpackbits(entry.pop("packed"), axis=-1, count=shape[-1])
-            entry["masks"] = bits.reshape(shape).astype(bool)
         log.info("stage cache hit: %s", path.name)
         return entry
 
     def _save(self, key: str | None, entry: dict[str, np.ndarray]) -> None:
         if key is None or self.directory is None:
             return
-        with atomic_open(self.directory / f"{key}.npz", "wb") as handle:
-            np.savez(handle, **entry)
+        path = self.directory / f"{key}.npz"
+        try:
+            with atomic_open(path, "wb") as handle:
+                np.savez(handle, **entry)
+        except OSError as err:  # a cache is an optimisation: it never fails the run
+            log.warning("stage cache: cannot write %s (%s); going on without it", path, _why(err))
+
+
+def _check_entry(entry: dict[str, np.ndarray]) -> None:
+    """Raise ``ValueError`` for an entry whose arrays do not fit together."""
+    if "masks" in entry:
+        count = len(entry["masks"])
+        if entry["masks"].ndim != 3 or len(entry["scores"]) != count or len(entry["sources"]) != count:
+            raise ValueError("candidate arrays disagree")
+    elif {"order", "scores", "count"} <= entry.keys():
+        if len(entry["order"]) != len(entry["scores"]) or (entry["order"] >= int(entry["count"])).any():
+            raise ValueError("ranking arrays disagree")
+    else:
+        raise ValueError("unknown entry")
+
+
+def _why(err: BaseException) -> str:
+    text = getattr(err, "strerror", None) or str(err)
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def source_digest(component: Any) -> str:
+    """A digest of the source files of ``component``'s classes (its own and its bases'),
+    and of any component it holds (a dispatching selector's), from this project."""
+    if component is None:
+        return ""
+    files: set[str] = set()
+    for obj in [component, *getattr(component, "by_kind", {}).values()]:
+        for cls in type(obj).__mro__ if obj is not None else ():
+            if cls.__module__.startswith("object_displacement."):
+                source = inspect.getsourcefile(cls)
+                if source:
+                    files.add(source)
+    digest = hashlib.blake2b(digest_size=8)
+    for name in sorted(files):
+        digest.update(Path(name).read_bytes())
+    return digest.hexdigest()
 
 
 def _pack(candidates: list[Candidate]) -> dict[str, np.ndarray]:

@@ -1,34 +1,171 @@
-"""What entry points share: user errors become one line on stderr and exit code 2."""
+"""What entry points share: user errors become one line on stderr and exit code 2.
+
+In a sweep (``-m``) a failed job does not stop the others: its error is recorded in its
+job dir (``error.txt`` and ``displace.log``), and the sweep ends with a one-line tally and
+exit code 2 if any job failed (:class:`RunChecks`, a Hydra callback). Ctrl-C ends any run
+with one line and exit code 130; files are written whole or not at all, so none is left
+half-written.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from object_displacement.errors import DisplacementError
 
 log = logging.getLogger(__name__)
 
 USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
+ERROR_FILE = "error.txt"
+"""A failed job's error line, in its run dir: what a sweep's tally counts."""
 
 
 def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a task so a :class:`DisplacementError` ends the process cleanly.
 
     Hydra would print a traceback for any exception; a user who mistyped a path needs
-    only the message. Bugs (any other exception) keep their traceback.
+    only the message. Bugs (any other exception) keep their traceback. In a multirun the
+    error is recorded and the sweep goes on to its next job.
     """
 
     @functools.wraps(task)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        run_dir = _job_dir()
+        if run_dir is not None:
+            (run_dir / ERROR_FILE).unlink(missing_ok=True)  # a retried job starts clean
         try:
             return task(*args, **kwargs)
         except DisplacementError as err:
+            line = one_line(err)
             log.debug("user error", exc_info=True)
-            print(f"error: {err}", file=sys.stderr)
+            print(line, file=sys.stderr, flush=True)
+            record_failure(line, run_dir)
+            if _in_multirun():
+                return None
             sys.exit(USER_ERROR_EXIT)
+        except KeyboardInterrupt:
+            record_failure("error: interrupted", run_dir)
+            interrupted()
 
     return wrapper
+
+
+def one_line(err: BaseException) -> str:
+    """``error: <message>`` on a single line, however the message was written."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return f"error: {text}"
+
+
+def interrupted() -> None:
+    """Ctrl-C: one line, exit code 130 (the shell's convention), no traceback."""
+    print("error: interrupted", file=sys.stderr, flush=True)
+    sys.exit(INTERRUPTED_EXIT)
+
+
+def guard(main: Callable[[], Any]) -> Any:
+    """Run a script's ``main`` so that Ctrl-C outside the task (while Hydra starts, between
+    sweep jobs) also ends with one line and exit code 130."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        interrupted()
+
+
+def record_failure(line: str, run_dir: Path | None) -> None:
+    """Put the error line into the run's log file(s) and ``error.txt``, not on the console
+    again (the user already has it on stderr). Best effort: the disk may be the problem."""
+    record = logging.LogRecord("object_displacement", logging.ERROR, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            with contextlib.suppress(Exception):
+                handler.handle(record)
+                handler.flush()
+    if run_dir is not None:
+        with contextlib.suppress(OSError):
+            (run_dir / ERROR_FILE).write_text(line + "\n")
+
+
+def _job_dir() -> Path | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+class RunChecks(Callback):
+    """Hydra callback: before a run or a sweep, check that its directory can be written and
+    its launcher can run (each one line and exit 2, where Hydra would print a traceback);
+    after a sweep, one line that counts its failed jobs (exit code 2 if any failed)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_dir(str(config.hydra.run.dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_dir(str(config.hydra.sweep.dir))
+        target = str(config.hydra.launcher.get("_target_", ""))
+        if target.endswith("SlurmLauncher") and shutil.which("sbatch") is None:
+            print(
+                "error: hydra/launcher=slurm needs a SLURM cluster (no `sbatch` on this machine): "
+                "run the sweep on the cluster's login node, or use hydra/launcher=parallel here",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(USER_ERROR_EXIT)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(str(config.hydra.sweep.dir))
+        jobs = sorted(
+            (p for p in sweep.iterdir() if (p / ".hydra").is_dir()), key=lambda p: (len(p.name), p.name)
+        )
+        failed = [p for p in jobs if (p / ERROR_FILE).is_file()]
+        if not failed:
+            print(f"sweep: {len(jobs)} jobs ok in {sweep}", flush=True)
+            return
+        first = (failed[0] / ERROR_FILE).read_text().strip().removeprefix("error: ")
+        print(
+            f"error: {len(failed)} of {len(jobs)} sweep jobs failed ({', '.join(p.name for p in failed)}); "
+            f"job {failed[0].name}: {first}; see {failed[0] / ERROR_FILE}",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(USER_ERROR_EXIT)
+
+
+def _check_dir(directory: str) -> None:
+    from object_displacement.io import check_can_write
+
+    try:
+        check_can_write(Path(directory) / ".hydra")
+    except DisplacementError as err:
+        print(one_line(err), file=sys.stderr, flush=True)
+        sys.exit(USER_ERROR_EXIT)
+
+
+class BelowLevel(logging.Filter):
+    """Let through only records below ``level``: info on stdout, warnings on stderr."""
+
+    def __init__(self, level: str | int = logging.WARNING) -> None:
+        super().__init__()
+        self.level = logging.getLevelName(level) if isinstance(level, str) else level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < self.level

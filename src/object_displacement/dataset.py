@@ -7,13 +7,18 @@ A manifest is a CSV with a header and one edit per row::
 
 ``point`` is ``x y`` and ``box`` is ``x0 y0 x1 y1`` (pixels); leave unused cells empty.
 Optional columns ``scale``, ``flip`` and ``anchor`` scale or mirror the object as it moves.
-Relative image paths are relative to the manifest.
+Relative image paths are relative to the manifest. The file is UTF-8 (a byte-order mark is
+fine). A row that cannot run (too few cells, text that is not UTF-8, an ``id`` that is a
+path or repeats an earlier one, a bad value) is recorded as failed with its reason and the
+others go on; the run always ends with its summary.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +27,22 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from object_displacement.errors import DisplacementError
-from object_displacement.io import SAMPLE_PREFIX, atomic_open
+from object_displacement.io import MAX_MEGAPIXELS, SAMPLE_PREFIX, atomic_open
 from object_displacement.loggers.base import RunLogger, flatten
 from object_displacement.task import build_pipeline, make_move, run_edit
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("id", "image", "prompt", "point", "box", "dx", "dy")
+PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+"""An ``id`` names a folder under ``edits/``: a plain name, never a path."""
 
 
 @dataclass
 class Edit:
-    """One row of a manifest, as written (checked when it runs, so a bad row fails alone)."""
+    """One row of a manifest, as written (checked when it runs, so a bad row fails alone).
+
+    ``problem`` says why a row cannot run at all (it is recorded as failed)."""
 
     id: str
     image: str
@@ -43,40 +52,84 @@ class Edit:
     scale: Any = None
     flip: Any = None
     anchor: Any = None
+    problem: str | None = None
 
 
 def read_manifest(path: Path) -> list[Edit]:
-    """The edits of ``path``; a missing file or a wrong header stops the run."""
+    """The edits of ``path``; a missing or unreadable file or a wrong header stops the run,
+    a bad row becomes an :class:`Edit` with a ``problem``."""
     if not path.is_file():
         raise DisplacementError(f"manifest not found: {path}")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DisplacementError(f"manifest {path} lacks column(s) {', '.join(missing)}")
-        rows = list(reader)
-    edits = []
-    for number, row in enumerate(rows, start=1):
-        image = row["image"].strip()
-        if image and not image.startswith(SAMPLE_PREFIX) and not Path(image).is_absolute():
-            image = str(path.parent / image)
-        edits.append(
-            Edit(
-                id=row["id"].strip() or f"row{number}",
-                image=image,
-                target={
-                    "prompt": row["prompt"].strip() or None,
-                    "point": _numbers(row["point"]),
-                    "box": _numbers(row["box"]),
-                },
-                dx=row["dx"],
-                dy=row["dy"],
-                scale=(row.get("scale") or "").strip() or None,
-                flip=(row.get("flip") or "").strip() or None,
-                anchor=(row.get("anchor") or "").strip() or None,
-            )
-        )
+    try:
+        text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    except OSError as err:
+        raise DisplacementError(f"cannot read manifest {path}: {err.strerror or err}") from err
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    fields = [(f or "").strip() for f in reader.fieldnames or []]
+    if any(_undecodable(f) for f in fields):
+        raise DisplacementError(f"manifest {path} is not UTF-8 text: save it as UTF-8")
+    reader.fieldnames = fields
+    missing = [c for c in COLUMNS if c not in fields]
+    if missing:
+        raise DisplacementError(f"manifest {path} lacks column(s) {', '.join(missing)}")
+    edits: list[Edit] = []
+    seen: dict[str, int] = {}
+    for number, row in enumerate(reader, start=1):
+        edit = _edit(number, row, path.parent)
+        if edit.problem is None:
+            first = seen.setdefault(edit.id.casefold(), number)
+            if first != number:
+                edit.problem = f"duplicate id '{edit.id}' (row {first} has it): ids name folders"
+        edits.append(edit)
     return edits
+
+
+def _edit(number: int, row: dict[str | None, Any], folder: Path) -> Edit:
+    cells = {k: (v or "").strip() if isinstance(v, str) or v is None else v for k, v in row.items()}
+    edit_id = str(cells.get("id") or f"row{number}")
+    problem = None
+    if None in row:
+        problem = f"row {number} has more cells than the header (quote a cell that holds a comma)"
+    elif any(v is None for v in row.values()):
+        problem = f"row {number} has {sum(v is not None for v in row.values())} cells, the header {len(row)}"
+    elif any(_undecodable(v) for v in cells.values() if isinstance(v, str)):
+        problem = f"row {number} is not UTF-8 text: save the manifest as UTF-8"
+    elif not PLAIN_ID.match(edit_id):
+        problem = f"id '{edit_id}' must be a plain name (letters, digits, '.', '-', '_'), not a path"
+    elif not cells["image"]:
+        problem = f"row {number} names no image"
+    cells = {k: _readable(v) for k, v in cells.items()}
+    edit_id = _readable(edit_id)
+    image = cells.get("image") or ""
+    if image and not image.startswith(SAMPLE_PREFIX) and not Path(image).is_absolute():
+        image = str(folder / image)
+    return Edit(
+        id=edit_id,
+        image=image,
+        target={
+            "prompt": cells.get("prompt") or None,
+            "point": _numbers(cells.get("point")),
+            "box": _numbers(cells.get("box")),
+        },
+        dx=cells.get("dx"),
+        dy=cells.get("dy"),
+        scale=cells.get("scale") or None,
+        flip=cells.get("flip") or None,
+        anchor=cells.get("anchor") or None,
+        problem=problem,
+    )
+
+
+def _undecodable(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8 (kept as lone surrogates)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _readable(value: Any) -> Any:
+    """``value`` with undecodable bytes shown as U+FFFD, so it can be logged and written."""
+    if not isinstance(value, str):
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _numbers(cell: str | None) -> list[str] | None:
@@ -89,24 +142,44 @@ def run_dataset(cfg: DictConfig, logger: RunLogger) -> list[dict[str, Any]]:
     edits = read_manifest(Path(cfg.dataset.manifest))
     pipeline = build_pipeline(cfg)
     run_dir = Path(cfg.paths.run_dir)
+    edits_dir = (run_dir / "edits").resolve()
+    if any(e.target["prompt"] for e in edits) and not pipeline.selector.reads_text:
+        log.warning(
+            "the manifest's prompts are ignored: the %s selector does not read text (use selector=clip)",
+            type(pipeline.selector).__name__,
+        )
     rows: list[dict[str, Any]] = []
     for step, edit in enumerate(tqdm(edits, desc=f"dataset {cfg.dataset.name}", unit="edit")):
         row: dict[str, Any] = {"id": edit.id, "image": edit.image, "status": "ok", "error": ""}
         try:
+            if edit.problem:
+                raise DisplacementError(edit.problem)
+            out_dir = edits_dir / edit.id
+            if out_dir.resolve().parent != edits_dir:  # PLAIN_ID already rules this out
+                raise DisplacementError(f"id '{edit.id}' would write outside {edits_dir}")
             move = make_move(edit.dx, edit.dy, edit.scale or 1.0, edit.flip or False, edit.anchor or "center")
             metrics, _, images = run_edit(
-                pipeline, edit.image, edit.target, move, run_dir / "edits" / edit.id
+                pipeline,
+                edit.image,
+                edit.target,
+                move,
+                out_dir,
+                max_megapixels=cfg.get("max_megapixels", MAX_MEGAPIXELS),
+                warn_prompt=False,
             )
         except DisplacementError as err:
             log.warning("edit %s failed: %s", edit.id, err)
-            row.update(status="failed", error=str(err))
+            row.update(status="failed", error=" ".join(str(err).split()))
+        except Exception as err:  # a bug: recorded with its traceback in the log, the rest go on
+            log.exception("edit %s failed with an internal error", edit.id)
+            row.update(status="failed", error=f"internal error: {type(err).__name__}: {err}")
         else:
             row.update(flatten(metrics))
             logger.log_image("edits/grid", images["grid"], caption=edit.id, step=step)
         rows.append(row)
     columns = columns_of(rows)
     write_csv(run_dir / "summary.csv", columns, rows)
-    logger.log_table("edits/summary", columns, [[r.get(c, "") for c in columns] for r in rows])
+    logger.log_table("edits/summary", columns, [[r.get(c) for c in columns] for r in rows])
     failed = sum(r["status"] == "failed" for r in rows)
     logger.log_metrics({"edits": {"total": len(rows), "failed": failed}})
     log.info("%d edits, %d failed: %s", len(rows), failed, run_dir / "summary.csv")
@@ -121,7 +194,7 @@ def columns_of(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    with atomic_open(path, "w", newline="") as handle:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)

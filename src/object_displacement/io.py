@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
+import logging
 import os
+import re
+import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,20 +18,44 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from object_displacement.errors import DisplacementError
+from object_displacement.errors import DisplacementError, WriteError
 from object_displacement.types import Image, Mask
+
+log = logging.getLogger(__name__)
 
 SAMPLE_PREFIX = "skimage:"
 """``skimage:rocket`` names a photo bundled with scikit-image: a demo needs no download."""
 
+SAMPLES: dict[str, Callable[[Any], Any]] = {
+    **{
+        name: (lambda data, name=name: getattr(data, name)())
+        for name in (
+            "astronaut", "brick", "camera", "cat", "cell", "checkerboard", "chelsea", "clock",
+            "coffee", "coins", "colorwheel", "grass", "gravel", "horse", "hubble_deep_field",
+            "immunohistochemistry", "logo", "microaneurysms", "moon", "page", "retina", "rocket",
+            "shepp_logan_phantom", "text",
+        )
+    },
+    "motorcycle_left": lambda data: data.stereo_motorcycle()[0],
+    "motorcycle_right": lambda data: data.stereo_motorcycle()[1],
+}  # fmt: skip
+"""The photos ``skimage:NAME`` may name: scikit-image's bundled 2-D images, nothing else of
+``skimage.data`` (some of its functions download data sets or generate arrays)."""
+
+MAX_MEGAPIXELS = 50.0
+"""Default bound on an input's size (the ``max_megapixels`` setting). A 48 MP phone photo
+(8000x6000) peaked at 7.0 GB (324 CPU s) with the default pipeline, well inside 24 GB."""
+
 WRITABLE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def read_image(source: str | os.PathLike[str]) -> Image:
+def read_image(source: str | os.PathLike[str], max_megapixels: float | None = MAX_MEGAPIXELS) -> Image:
     """Load ``source`` (a path or ``skimage:NAME``) as an upright HxWx3 uint8 RGB array.
 
     Grayscale, alpha, palette, 16-bit and EXIF-rotated files are normalised rather than
-    rejected, because users take photos from everywhere.
+    rejected, because users take photos from everywhere. The size is read from the file's
+    header first: a photo above ``max_megapixels`` is refused before it is decoded, since
+    a small compressed file can hold an image that fills the machine's memory.
     """
     text = str(source)
     if text.startswith(SAMPLE_PREFIX):
@@ -36,13 +65,43 @@ def read_image(source: str | os.PathLike[str]) -> Image:
         raise DisplacementError(f"image not found: {path}")
     if not path.is_file():
         raise DisplacementError(f"image is not a file: {path}")
+    bound = None if max_megapixels is None else float(max_megapixels)
     try:
-        with PILImage.open(path) as pil:
+        with _pillow_bound(bound), PILImage.open(path) as pil:
+            _check_size(path, pil.size, bound)  # header only: nothing decoded yet
             pil.load()
             pil = ImageOps.exif_transpose(pil)
+    except PILImage.DecompressionBombError as err:
+        raise too_large(path, None, bound) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DisplacementError(f"cannot read {path} as an image ({err.__class__.__name__})") from err
     return to_rgb(pil)
+
+
+def _check_size(path: Path, size: tuple[int, int], bound: float | None) -> None:
+    if bound is not None and size[0] * size[1] > bound * 1e6:
+        raise too_large(path, size, bound)
+
+
+def too_large(path: Path, size: tuple[int, int] | None, bound: float | None) -> DisplacementError:
+    """The error for a photo above the ``max_megapixels`` bound, naming the setting."""
+    what = f"{size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP)" if size else "too large to decode safely"
+    return DisplacementError(
+        f"image {path} is {what}, above max_megapixels={bound:g}: scale it down, or raise "
+        "the bound (e.g. max_megapixels=200) if the machine has the memory"
+    )
+
+
+@contextlib.contextmanager
+def _pillow_bound(bound: float | None) -> Iterator[None]:
+    """Hand Pillow's decompression-bomb guard over to our header check, which names the
+    setting (Pillow's fixed 89 MP warning and 179 MP error would ignore it)."""
+    previous = PILImage.MAX_IMAGE_PIXELS
+    PILImage.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = previous
 
 
 def to_rgb(pil: PILImage.Image) -> Image:
@@ -63,10 +122,12 @@ def to_rgb(pil: PILImage.Image) -> Image:
 def _read_sample(name: str) -> Image:
     from skimage import data
 
-    loader = getattr(data, name, None) if name and not name.startswith("_") else None
-    if not callable(loader):
-        raise DisplacementError(f"unknown sample image '{name}': try skimage:rocket")
-    array = np.asarray(loader())
+    loader = SAMPLES.get(name)
+    if loader is None:
+        raise DisplacementError(
+            f"unknown sample image '{name}': skimage: names one of {', '.join(sorted(SAMPLES))}"
+        )
+    array = np.asarray(loader(data))
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.dtype != np.uint8:
@@ -79,6 +140,29 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.suffix.lower() not in WRITABLE_SUFFIXES:
         raise DisplacementError(f"cannot write '{path}': use one of {', '.join(sorted(WRITABLE_SUFFIXES))}")
+    return path
+
+
+def check_can_write(path: str | os.PathLike[str]) -> Path:
+    """Fail now, before any work, if a file could not be written at ``path``.
+
+    Tries what the write will do: create a file in the folder of ``path`` (or, when that
+    does not exist yet, in its nearest existing ancestor; nothing is created), so a
+    read-only or full file system, or a folder standing at ``path``, costs nothing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DisplacementError(f"cannot write {path}: it is a directory")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a directory")
+        with tempfile.TemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as err:
+        raise WriteError(err.errno, f"cannot write {path}: {_reason(err)}") from err
     return path
 
 
@@ -99,17 +183,100 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
     """Open a temporary file beside ``path`` that replaces ``path`` only once it is complete.
 
     Readers (and a user after a crash) see the old file or the new one, never half of one.
+    The file gets the permissions any other tool would give it: those of the file it
+    replaces, or 0666 less the umask. Temporaries left by a killed process are removed. A
+    write that fails (full disk, read-only file system) raises :class:`WriteError`: one line
+    naming the file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{_OWNER}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        tmp = Path(name)
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteError) and _is_write_failure(err):
+            raise WriteError(err.errno, f"cannot write {path}: {_reason(err)}") from err
         raise
+
+
+TEMP_SUFFIX = ".tmp"
+_OWNER = f"{hashlib.blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()}-{os.getpid()}"
+"""Temporaries are named ``.NAME.<host>-<pid>.<random>.tmp``, so a later run can tell those
+of a process that is gone from those of one still writing (a parallel job, another node)."""
+_TEMP = re.compile(r"^\..+\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)\.[^.]+" + re.escape(TEMP_SUFFIX) + "$")
+_SWEPT: set[Path] = set()
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete hidden temporaries in ``directory`` that a killed process on this machine left
+    behind (once per directory and process); return what was removed."""
+    directory = Path(directory)
+    key = directory.resolve()
+    if key in _SWEPT:
+        return []
+    _SWEPT.add(key)
+    host = _OWNER.split("-")[0]
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            match = _TEMP.match(entry.name)
+            if match and match["host"] == host and not _alive(int(match["pid"])):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d temporary file(s) a killed run left in %s", len(removed), directory)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where Linux allows)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+_WRITE_ERRNOS |= {errno.EISDIR, errno.ENOTDIR}
+
+
+def _is_write_failure(err: OSError) -> bool:
+    return err.errno in _WRITE_ERRNOS or err.errno is None
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err) or type(err).__name__
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

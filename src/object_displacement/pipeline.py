@@ -15,9 +15,12 @@ from object_displacement.inpainters.base import Inpainter
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
-from object_displacement.types import Image, Move, Result, Target
+from object_displacement.types import Candidate, Image, Move, Result, Target
 
 T = TypeVar("T")
+
+MIN_SCALED_SIDE = 4
+"""A scaled object keeps at least this many pixels across: smaller is no longer an object."""
 
 
 class Pipeline:
@@ -78,9 +81,21 @@ class Pipeline:
         result = Result(image, target, candidates=candidates, ranking=ranked, timings=timings)
         if move is None or move.is_identity:
             return result
+        check_scaled_size(result.selected, move)
         plan = result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, move))
         plan.composite, plan.inpaint_mask = timed("composite", lambda: self.compositor(plan))
         result.output, result.attempts = timed(
             "inpaint", lambda: self.ghost_check(self.inpainter, plan, target.prompt)
         )
         return result
+
+
+def check_scaled_size(candidate: Candidate, move: Move) -> None:
+    """Refuse a ``scale`` that shrinks the object to a speck (or a few pixels)."""
+    x0, y0, x1, y1 = candidate.bbox
+    width, height = (x1 - x0) * move.scale, (y1 - y0) * move.scale
+    if min(width, height) < MIN_SCALED_SIDE:
+        raise DisplacementError(
+            f"scale={move.scale:g} shrinks the {x1 - x0}x{y1 - y0} px object to {width:.1f}x{height:.1f} px: "
+            f"it must stay at least {MIN_SCALED_SIDE} px across"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 from object_displacement.errors import DisplacementError
@@ -37,6 +38,13 @@ def make_target(
     )
 
 
+def has_target(
+    prompt: str | None = None, point: Sequence[float] | None = None, box: Sequence[float] | None = None
+) -> bool:
+    """Whether the user named a target at all (a blank prompt is none)."""
+    return point is not None or box is not None or bool(str(prompt).strip() if prompt is not None else "")
+
+
 def _ignored(used: str, **others: object) -> None:
     for name, value in others.items():
         if value is not None:
@@ -45,12 +53,16 @@ def _ignored(used: str, **others: object) -> None:
 
 def _numbers(value: Sequence[float], count: int, name: str) -> list[int]:
     try:
-        numbers = [round(float(v)) for v in value]
+        numbers = [float(v) for v in value]
     except (TypeError, ValueError):
         numbers = []
-    if len(numbers) != count:
-        raise DisplacementError(f"target.{name} needs {count} numbers, got {value}")
-    return numbers
+    if len(numbers) != count or not all(math.isfinite(n) for n in numbers):
+        raise DisplacementError(f"target.{name} needs {count} numbers of pixels, got {_shown(value)}")
+    return [round(n) for n in numbers]
+
+
+def _shown(value: object) -> str:
+    return str(list(value)) if isinstance(value, Sequence) and not isinstance(value, str) else repr(value)
 
 
 def _check_point(point: Sequence[float], width: int, height: int) -> tuple[int, int]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
+import types
+import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from object_displacement.artifacts import save_artifacts
 from object_displacement.cache import StageCache
@@ -15,7 +19,16 @@ from object_displacement.compositors.base import Compositor
 from object_displacement.errors import DisplacementError
 from object_displacement.ghost import GhostCheck
 from object_displacement.inpainters.base import Inpainter
-from object_displacement.io import SAMPLE_PREFIX, check_writable, read_image, same_file, write_image
+from object_displacement.io import (
+    MAX_MEGAPIXELS,
+    SAMPLE_PREFIX,
+    atomic_open,
+    check_can_write,
+    check_writable,
+    read_image,
+    same_file,
+    write_image,
+)
 from object_displacement.loggers.base import RunLogger, logged_run
 from object_displacement.loggers.none import NoLogger
 from object_displacement.mask_policies.base import MaskPolicy
@@ -25,8 +38,8 @@ from object_displacement.runtime import UsesDevice, make_fabric
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
 from object_displacement.selectors.clip import ClipSelector
-from object_displacement.targets import make_target
-from object_displacement.types import Move, Result
+from object_displacement.targets import has_target, make_target
+from object_displacement.types import Move, Result, Target
 from object_displacement.visualize import run_images
 from object_displacement.weights import check_weights
 
@@ -35,12 +48,85 @@ T = TypeVar("T")
 
 
 def build(node: DictConfig, kind: type[T]) -> T:
-    """Instantiate one component from its ``_target_`` and insist it is a ``kind``."""
-    obj = hydra.utils.instantiate(node)
+    """Instantiate one component from its ``_target_`` and insist it is a ``kind``.
+
+    A setting of the wrong type, or one the component refuses, is the user's to fix: one
+    line naming the setting, not the constructor's traceback."""
+    key = _full_key(node)
+    check_settings(node, key)
+    try:
+        obj = hydra.utils.instantiate(node)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise DisplacementError(f"{key}: {text}") from err
     if not isinstance(obj, kind):
         raise TypeError(f"{node.get('_target_')} built a {type(obj).__name__}, not a {kind.__name__}")
     log.info("built %s", node.get("_target_"))
     return obj
+
+
+def check_settings(node: Any, key: str) -> None:
+    """Check each setting of a component config against its constructor's type hints.
+
+    Hydra passes command-line values through as they were typed, so ``patch_size=abc``
+    would otherwise fail deep inside the component, after the expensive stages ran."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return
+    try:
+        cls = hydra.utils.get_class(str(node._target_))
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an unknown target or unresolvable hints: instantiate reports it
+        return
+    for name in node:
+        name = str(name)
+        if name.startswith("_"):
+            continue
+        value = node[name]
+        setting = f"{key}.{name}"
+        if isinstance(value, DictConfig):
+            check_settings(value, setting)
+        elif isinstance(value, ListConfig):
+            for index, item in enumerate(value):
+                check_settings(item, f"{setting}[{index}]")
+        elif name in hints and not _fits(value, hints[name]):
+            raise DisplacementError(f"{setting} must be {_describe(hints[name])}, got {value!r}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, option) for option in get_args(hint))
+    if origin is Literal:
+        return value in get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    return True  # containers, classes: their own code checks them
+
+
+def _describe(hint: Any) -> str:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(option) for option in get_args(hint))
+    if origin is Literal:
+        return "one of " + ", ".join(str(v) for v in get_args(hint))
+    names = {type(None): "null", bool: "true or false", int: "a whole number", float: "a finite number"}
+    return names.get(hint, "text" if hint is str else getattr(hint, "__name__", str(hint)))
+
+
+def _full_key(node: DictConfig) -> str:
+    try:
+        return str(node._get_full_key(None)) or "component"
+    except Exception:
+        return "component"
 
 
 def build_pipeline(cfg: DictConfig) -> Pipeline:
@@ -53,8 +139,13 @@ def build_pipeline(cfg: DictConfig) -> Pipeline:
         mask_policy=build(cfg.mask_policy, MaskPolicy),
         compositor=build(cfg.compositor, Compositor),
         inpainter=build(cfg.inpainter, Inpainter),
-        cache=StageCache(cache_dir, plain(cfg.segmenter, resolve=True), plain(cfg.selector, resolve=True)),
         ghost_check=build(cfg.ghost_check, GhostCheck),
+    )
+    pipeline.cache = StageCache(
+        cache_dir,
+        plain(cfg.segmenter, resolve=True),
+        plain(cfg.selector, resolve=True),
+        code=(pipeline.segmenter, pipeline.selector),
     )
     models = [c for c in pipeline.components() if isinstance(c, UsesDevice)]
     if models:
@@ -64,18 +155,32 @@ def build_pipeline(cfg: DictConfig) -> Pipeline:
     return pipeline
 
 
+def apply_demo(cfg: DictConfig) -> DictConfig:
+    """With no ``image``, put the demo's image (and its target and move, unless given) into
+    ``cfg`` itself, so what ran is what the recorded config says."""
+    if cfg.image is not None:
+        return cfg
+    demo = cfg.demo
+    with open_dict(cfg):
+        cfg.image = demo.image
+        if not has_target(**cfg.target):
+            cfg.target = OmegaConf.to_container(demo.target)
+        if cfg.dx is None and cfg.dy is None:
+            cfg.dx, cfg.dy = demo.dx, demo.dy
+    return cfg
+
+
 def job_settings(cfg: DictConfig) -> dict[str, Any]:
     """Image, target and displacement of this job; with no ``image`` the demo's apply."""
-    settings = {"image": cfg.image, "target": dict(cfg.target), "dx": cfg.dx, "dy": cfg.dy}
-    if cfg.image is None:
-        demo = cfg.demo
-        settings["image"] = demo.image
-        if all(v is None for v in settings["target"].values()):
-            settings["target"] = dict(demo.target)
-        if cfg.dx is None and cfg.dy is None:
-            settings["dx"], settings["dy"] = demo.dx, demo.dy
-    settings["move"] = make_move(settings.pop("dx"), settings.pop("dy"), cfg.scale, cfg.flip, cfg.anchor)
+    cfg = apply_demo(cfg)
+    settings = {"image": cfg.image, "target": dict(cfg.target)}
+    settings["move"] = make_move(cfg.dx, cfg.dy, cfg.scale, cfg.flip, cfg.anchor)
     return settings
+
+
+MAX_SCALE = 100.0
+TRUE_WORDS = {"true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0"}
 
 
 def make_move(dx: Any, dy: Any, scale: Any = 1.0, flip: Any = False, anchor: Any = "center") -> Move:
@@ -84,13 +189,31 @@ def make_move(dx: Any, dy: Any, scale: Any = 1.0, flip: Any = False, anchor: Any
         factor = float(scale if scale is not None else 1.0)
     except (TypeError, ValueError):
         factor = float("nan")
-    if not factor > 0 or factor > 100:
-        raise DisplacementError(f"scale must be a positive factor, got {scale!r}")
+    if isinstance(scale, bool) or not 0 < factor <= MAX_SCALE:
+        raise DisplacementError(f"scale must be a factor above 0 and at most {MAX_SCALE:g}, got {scale!r}")
     if anchor not in ("center", "bottom"):
         raise DisplacementError(f"anchor must be center or bottom, got {anchor!r}")
-    if isinstance(flip, str):
-        flip = flip.strip().lower() in ("1", "true", "yes")
-    return Move(pixels(dx, "dx"), pixels(dy, "dy"), factor, bool(flip), str(anchor))
+    move = Move(pixels(dx, "dx"), pixels(dy, "dy"), factor, boolean(flip, "flip"), str(anchor))
+    asked = {name: v for name, v in (("dx", dx), ("dy", dy)) if v not in (None, "") and float(v) != 0}
+    if asked and move.is_identity:
+        given = " ".join(f"{name}={v}" for name, v in asked.items())
+        raise DisplacementError(
+            f"{given} rounds to a move of 0 pixels: move by at least 1 pixel, or leave "
+            "dx and dy unset to write the mask"
+        )
+    return move
+
+
+def boolean(value: Any, name: str) -> bool:
+    """``true``/``false`` (or yes/no, on/off, 1/0); anything else is refused, not guessed."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS | FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise DisplacementError(f"{name} must be true or false, got {value!r}")
 
 
 def pixels(value: Any, name: str) -> int:
@@ -101,7 +224,7 @@ def pixels(value: Any, name: str) -> int:
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
-    if isinstance(value, bool) or number != number:
+    if isinstance(value, bool) or not math.isfinite(number):
         raise DisplacementError(f"{name} must be a number of pixels, got {value!r}")
     return round(number)
 
@@ -113,20 +236,26 @@ def run_edit(
     move: Move,
     out_dir: Path,
     output: str | None = None,
+    max_megapixels: float | None = MAX_MEGAPIXELS,
+    warn_prompt: bool = True,
 ) -> tuple[dict[str, Any], Result, dict[str, Any]]:
     """One edit: read, run the stages, score, write the artifacts into ``out_dir``.
 
     Returns the metrics, the result and the pictures written (``grid`` among them)."""
-    # 1. Check inputs before any work, so a bad output path costs nothing
+    # 1. Check inputs and outputs before any work, so a bad path costs nothing
     out_path = check_writable(output) if output else None
     is_file = not str(image_source).startswith(SAMPLE_PREFIX)
     if out_path is not None and is_file and same_file(out_path, image_source):
         raise DisplacementError(f"output '{out_path}' is the input image: choose another path")
+    if out_path is not None:
+        check_can_write(out_path)
+    check_can_write(Path(out_dir) / "metrics.json")
 
     # 2. Read the image and place the target on it
-    image = read_image(image_source)
-    height, width = image.shape[:2]
-    checked = make_target(width, height, **target)
+    image = read_image(image_source, max_megapixels=max_megapixels)
+    checked = target_for(pipeline, image, target)
+    if warn_prompt:
+        warn_unread_prompt(pipeline, checked)
 
     # 3. Run the stages, then score what they made
     hits_before = len(pipeline.cache.hits)
@@ -135,12 +264,38 @@ def run_edit(
     metrics["cache_hits"] = pipeline.cache.hits[hits_before:]
     metrics["quality"] = evaluate(result, scorer=text_scorer(pipeline))
 
-    # 4. Write everything whole
+    # 4. Write everything whole; metrics.json last, as the mark of a complete run
     images = run_images(result)
-    save_artifacts(images, metrics, out_dir)
-    if out_path is not None:
-        write_image(out_path, result.output if result.output is not None else result.mask)
+    final = result.output if result.output is not None else result.mask
+    save_artifacts(images, metrics, out_dir, before_metrics=lambda: _write_output(out_path, final))
     return metrics, result, images
+
+
+def _write_output(path: Path | None, array: Any) -> None:
+    if path is not None:
+        write_image(path, array)
+
+
+def target_for(pipeline: Pipeline, image: Any, target: dict[str, Any]) -> Target:
+    """The checked target; with none given, the one the segmenter implies (a mask file)."""
+    height, width = image.shape[:2]
+    if not has_target(**target):
+        implied = pipeline.segmenter.implied_target(image)
+        if implied is not None:
+            return implied
+    return make_target(width, height, **target)
+
+
+def warn_unread_prompt(pipeline: Pipeline, target: Target) -> None:
+    """A prompt beside a point or box that the selector cannot read would be ignored
+    without a word: say so. (A prompt alone fails with its own message.)"""
+    located = target.point is not None or target.box is not None
+    if target.prompt is not None and located and not pipeline.selector.reads_text:
+        log.warning(
+            "target.prompt='%s' is ignored: the %s selector does not read text (use selector=clip)",
+            target.prompt,
+            type(pipeline.selector).__name__,
+        )
 
 
 def text_scorer(pipeline: Pipeline) -> ClipSelector | None:
@@ -148,18 +303,36 @@ def text_scorer(pipeline: Pipeline) -> ClipSelector | None:
     return next((c for c in pipeline.components() if isinstance(c, ClipSelector)), None)
 
 
+MOVE_SETTINGS = ("dx", "dy", "scale", "flip", "anchor")
+"""Settings of the move: recorded in the config, not charted as metrics."""
+
+
 def displace(cfg: DictConfig, logger: RunLogger | None = None) -> tuple[dict[str, Any], Result]:
     """Run one displacement as ``cfg`` describes, write its artifacts, log them."""
     logger = logger or NoLogger()
     job = job_settings(cfg)
-    pipeline = build_pipeline(cfg)
     run_dir = Path(cfg.paths.run_dir)
+    if cfg.output:  # before the components load: a bad output path costs nothing
+        check_can_write(check_writable(cfg.output))
+    check_can_write(run_dir / "metrics.json")
+    pipeline = build_pipeline(cfg)
     metrics, result, images = run_edit(
-        pipeline, job["image"], job["target"], job["move"], run_dir, cfg.output
+        pipeline,
+        job["image"],
+        job["target"],
+        job["move"],
+        run_dir,
+        cfg.output,
+        max_megapixels=cfg.get("max_megapixels", MAX_MEGAPIXELS),
+        # the demo's own prompt is there for selector=clip; with other selectors it is quiet
+        warn_prompt=not (job["image"] == cfg.demo.image and job["target"] == dict(cfg.demo.target)),
     )
-    logger.log_metrics(metrics)
+    logger.log_metrics({k: v for k, v in metrics.items() if k not in MOVE_SETTINGS})
     logger.log_table("ranking", *ranking_table(result))
     logger.log_image("grid", images["grid"], caption=str(job["image"]))
+    for name in ("output.png", "metrics.json"):
+        if (run_dir / name).is_file():
+            logger.save_file(run_dir / name)
     log.info("wrote %s", run_dir)
     return metrics, result
 
@@ -179,7 +352,26 @@ def run_job(cfg: DictConfig) -> Any:
     finished, also when the job fails, so no W&B run is left open."""
     from object_displacement.dataset import run_dataset
 
+    if not cfg.get("dataset"):
+        apply_demo(cfg)
+        record_config(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
-    check_weights([hydra.utils.instantiate(cfg[group]) for group in MODEL_GROUPS])
+    check_weights([build(cfg[group], object) for group in MODEL_GROUPS])  # in seconds, before W&B
     with logged_run(build(cfg.logger, RunLogger), config) as logger:  # type: ignore[arg-type]
         return run_dataset(cfg, logger) if cfg.get("dataset") else displace(cfg, logger)
+
+
+def record_config(cfg: DictConfig) -> None:
+    """Rewrite Hydra's ``.hydra/config.yaml`` with what runs (the demo's image, target and
+    move filled in): Hydra saved it before the task could fill them."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    if hc.output_subdir is None:
+        return
+    path = Path(hc.runtime.output_dir) / str(hc.output_subdir) / "config.yaml"
+    if path.is_file():
+        with atomic_open(path, "w") as handle:
+            handle.write(OmegaConf.to_yaml(cfg))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from object_displacement.errors import DisplacementError
 
@@ -67,6 +68,33 @@ def check_weights(components: list[object]) -> None:
         check = getattr(component, "check_weights", None)
         if check is not None:
             check()
+
+
+def unreadable(what: str, path: str | Path) -> DisplacementError:
+    """The error for a checkpoint file that is there but cannot be loaded safely."""
+    return DisplacementError(
+        f"{path} is not a readable {what} checkpoint (corrupt, truncated, for another model, or "
+        f"not a plain state dict of tensors): download it again with `{FETCH_COMMAND}`"
+    )
+
+
+def load_checkpoint(path: Path, what: str) -> Any:
+    """``torch.load`` a state dict safely (``weights_only``); a corrupt, truncated or
+    malicious file is one line naming it. torch's own message would advise loading it with
+    ``weights_only=False``, which runs whatever code the file holds: never say that."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch warns about a foreign pickle before refusing it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise unreadable(what, path) from err
+    except OSError as err:
+        raise DisplacementError(f"cannot read {what} checkpoint {path}: {err.strerror or err}") from err
 
 
 _MODELS: dict[Hashable, object] = {}

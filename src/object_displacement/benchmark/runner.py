@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from object_displacement.benchmark.memory import peak_rss_mb
 from object_displacement.benchmark.scenes import generate
@@ -78,13 +80,17 @@ def run_all(
     rows: list[dict[str, Any]] = []
     peaks: dict[str, int] = {}
     spawn = multiprocessing.get_context("spawn")
-    for name, overrides in configurations.items():
+    progress = tqdm(configurations.items(), desc="benchmark", unit="configuration", file=sys.stderr)
+    for name, overrides in progress:
+        progress.set_postfix_str(name)
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             found, peak = pool.submit(
                 run_configuration, name, list(overrides), dict(scenes), conf_dir
             ).result()
         rows += found
         peaks[name] = peak
+        failed = sum(r["status"] != "ok" for r in found)
+        progress.write(f"benchmark: {name}: {len(found)} scenes, {failed} failed, peak {peak} MB", sys.stderr)
     return rows, peaks
 
 
@@ -92,12 +98,17 @@ def run_configuration(
     name: str, overrides: list[str], scene_settings: dict[str, Any], conf_dir: str
 ) -> tuple[list[dict[str, Any]], int]:
     """Every scene through the displace pipeline as ``overrides`` configure it."""
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as work:  # the oracle's masks; removed after
+        return _run_scenes(name, overrides, _scenes(scene_settings), conf_dir, Path(work))
+
+
+def _run_scenes(
+    name: str, overrides: list[str], scenes: list[Any], conf_dir: str, work: Path
+) -> tuple[list[dict[str, Any]], int]:
     from hydra import compose, initialize_config_dir
 
     from object_displacement.task import build_pipeline
 
-    scenes = _scenes(scene_settings)
-    work = Path(tempfile.mkdtemp(prefix="benchmark-"))
     fixed = ["logger=none", "cache.enabled=false", f"paths.run_dir={work}"]
     with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
         pipeline = build_pipeline(compose(config_name="displace", overrides=[*overrides, *fixed]))

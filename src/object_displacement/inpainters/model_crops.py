@@ -82,35 +82,30 @@ def _grow_by_context(box: Box, context: float, width: int, height: int) -> Box:
     return (max(0, x0 - mx), max(0, y0 - my), min(width, x1 + mx), min(height, y1 + my))
 
 
-def _overlap(a: Box, b: Box) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
 def _merge_overlapping(
     boxes: list[Box], parts: list[list[int]], stats: np.ndarray, context: float, width: int, height: int
 ) -> tuple[list[Box], list[list[int]]]:
-    """Union parts whose context boxes overlap, until none do."""
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                if _overlap(boxes[i], boxes[j]):
-                    parts[i] += parts.pop(j)
-                    boxes.pop(j)
-                    tight = [_stat_box(stats[label]) for label in parts[i]]
-                    union = (
-                        min(b[0] for b in tight),
-                        min(b[1] for b in tight),
-                        max(b[2] for b in tight),
-                        max(b[3] for b in tight),
-                    )
-                    boxes[i] = _grow_by_context(union, context, width, height)
-                    merged = True
-                    break
-            if merged:
-                break
-    return boxes, parts
+    """Union parts whose context boxes overlap, until none do (a merged box is larger and
+    may reach further parts). Vectorized: speckles can make hundreds of parts."""
+    from scipy.sparse.csgraph import connected_components
+
+    while True:
+        b = np.array(boxes)
+        overlap = (
+            (b[:, None, 0] < b[None, :, 2])
+            & (b[None, :, 0] < b[:, None, 2])
+            & (b[:, None, 1] < b[None, :, 3])
+            & (b[None, :, 1] < b[:, None, 3])
+        )
+        count, group = connected_components(overlap, directed=False)
+        if count == len(boxes):
+            return boxes, parts
+        parts = [[label for i in np.flatnonzero(group == g) for label in parts[i]] for g in range(count)]
+        boxes = []
+        for members in parts:
+            tight = np.array([_stat_box(stats[label]) for label in members])
+            union = (*tight[:, :2].min(axis=0).tolist(), *tight[:, 2:].max(axis=0).tolist())
+            boxes.append(_grow_by_context(union, context, width, height))
 
 
 def _span(lo: int, hi: int, length: int, limit: int) -> tuple[int, int]:

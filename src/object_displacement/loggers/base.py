@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from object_displacement.types import Image
@@ -28,6 +29,9 @@ class RunLogger(ABC):
     @abstractmethod
     def log_image(self, name: str, image: Image, caption: str = "", step: int | None = None) -> None:
         """An RGB picture, e.g. the input | mask | composite | output grid."""
+
+    def save_file(self, path: Path) -> None:  # noqa: B027 (optional: a logger may keep no files)
+        """Keep a file the job wrote (``output.png``, ``metrics.json``) with the run."""
 
     @abstractmethod
     def finish(self, failed: bool = False) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ class WandbLogger(RunLogger):
     Args:
         project, entity: where the runs go in W&B.
         name: run name; ``None``: the job's overrides (``inpainter=telea,mask_policy.seam=0.05``).
-        group: ``None``: the multirun's sweep directory, so its jobs group together.
+        group: ``None``: the multirun's name (its sweep directory's ``<date>/<time>``, or the
+            folder name of a ``hydra.sweep.dir`` you chose), so its jobs group together.
         tags: free labels, e.g. the task name.
         mode: ``online``, ``offline`` or ``disabled``; ``None`` decides as above.
         dir: where the run's files go (the job's run dir by default).
@@ -83,7 +85,14 @@ class WandbLogger(RunLogger):
     def log_table(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         import wandb
 
-        self.run.log({name: wandb.Table(columns=list(columns), data=[list(r) for r in rows])})
+        # an empty cell is None, never "": a column of numbers with "" in it is refused
+        data = [[None if v == "" else v for v in r] for r in rows]
+        self.run.log({name: wandb.Table(columns=list(columns), data=data)})
+
+    def save_file(self, path: Path) -> None:
+        # files in the run's own folder are uploaded with it (``wandb.save`` would symlink
+        # them and print a notice on every run)
+        shutil.copy2(path, Path(self.run.dir) / Path(path).name)
 
     def log_image(self, name: str, image: Image, caption: str = "", step: int | None = None) -> None:
         import wandb
@@ -113,5 +122,14 @@ def _hydra_job() -> tuple[str, str | None]:
     if not HydraConfig.initialized():
         return "", None
     hc = HydraConfig.get()
-    sweep = str(Path(hc.sweep.dir)) if hc.mode == RunMode.MULTIRUN else None
+    sweep = sweep_name(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
     return hc.job.override_dirname, sweep
+
+
+def sweep_name(directory: str) -> str:
+    """A sweep's own name, not where it lies on this disk: ``<date>/<time>`` for Hydra's
+    default ``multiruns/<date>/<time>``, else the folder's name."""
+    path = Path(directory)
+    if path.parent.parent.name == "multiruns":
+        return f"{path.parent.name}/{path.name}"
+    return path.name

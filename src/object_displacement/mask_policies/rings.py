@@ -57,6 +57,11 @@ class RingMaskPolicy(MaskPolicy):
     ) -> None:
         if units not in ("relative", "pixels"):
             raise ValueError(f"units must be 'relative' or 'pixels', got {units!r}")
+        sizes = {"seam": seam, "hole_ring": hole_ring, "speckle_band": speckle_band}
+        sizes |= {"speckle_density": speckle_density, "speckle_radius": speckle_radius}
+        for name, value in sizes.items():
+            if value < 0:
+                raise ValueError(f"{name} must be 0 or more, got {value}")
         self.units = units
         self.seam = seam
         self.hole_ring = hole_ring

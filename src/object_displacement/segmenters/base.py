@@ -13,3 +13,7 @@ class Segmenter(ABC):
     @abstractmethod
     def propose(self, image: Image, target: Target) -> list[Candidate]:
         """Candidate objects in ``image`` for ``target``; an empty list if none."""
+
+    def implied_target(self, image: Image) -> Target | None:
+        """The target this segmenter implies when the user names none (``None``: it needs one)."""
+        return None

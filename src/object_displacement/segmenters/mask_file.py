@@ -5,7 +5,7 @@ from __future__ import annotations
 from object_displacement.errors import DisplacementError
 from object_displacement.io import read_image
 from object_displacement.segmenters.base import Segmenter
-from object_displacement.types import Candidate, Image, Target
+from object_displacement.types import Candidate, Image, Mask, Target
 
 
 class MaskFileSegmenter(Segmenter):
@@ -22,6 +22,17 @@ class MaskFileSegmenter(Segmenter):
         self.path = path
 
     def propose(self, image: Image, target: Target) -> list[Candidate]:
+        mask = self._mask(image)
+        return [Candidate(mask=mask, score=1.0, source="mask")] if mask.any() else []
+
+    def implied_target(self, image: Image) -> Target | None:
+        """The mask names the object by itself: its bounding box is the target."""
+        mask = self._mask(image)
+        if not mask.any():
+            raise DisplacementError(f"mask {self.path} is all black: it marks no object")
+        return Target(box=Candidate(mask).bbox)
+
+    def _mask(self, image: Image) -> Mask:
         if not self.path:
             raise DisplacementError("segmenter=mask needs segmenter.path=/path/to/mask.png")
         mask = read_image(self.path).max(axis=2) > 0
@@ -30,4 +41,4 @@ class MaskFileSegmenter(Segmenter):
             raise DisplacementError(
                 f"mask {self.path} is {size}, the photo {image.shape[1]}x{image.shape[0]}"
             )
-        return [Candidate(mask=mask, score=1.0, source="mask")] if mask.any() else []
+        return mask

@@ -14,7 +14,7 @@ from object_displacement.errors import DisplacementError
 from object_displacement.runtime import UsesDevice
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.types import Candidate, Image, Mask, Target
-from object_displacement.weights import load_once, local_file
+from object_displacement.weights import load_checkpoint, load_once, local_file
 
 ENCODERS: dict[str, dict[str, Any]] = {
     "vit_b": {"embed_dim": 768, "depth": 12, "num_heads": 12, "global_attn_indexes": [2, 5, 8, 11]},
@@ -116,7 +116,6 @@ class SamSegmenter(Segmenter, UsesDevice):
         return load_once(key, lambda: self._load(path))
 
     def _load(self, path: Any) -> Any:
-        import torch
         from segment_anything.build_sam import _build_sam
 
         sam = _build_sam(
@@ -126,10 +125,10 @@ class SamSegmenter(Segmenter, UsesDevice):
             encoder_global_attn_indexes=list(self.encoder["global_attn_indexes"]),
             checkpoint=None,
         )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path, f"SAM {self.model_type}")
         try:
             sam.load_state_dict(state)
-        except RuntimeError as err:
+        except (RuntimeError, TypeError, AttributeError) as err:
             raise DisplacementError(
                 f"{path} is not a SAM {self.model_type} checkpoint: set segmenter.model_type to match it"
             ) from err

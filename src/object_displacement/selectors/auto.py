@@ -17,6 +17,10 @@ class AutoSelector(Selector):
     def __init__(self, box: Selector, point: Selector, prompt: Selector | None = None) -> None:
         self.by_kind: dict[str, Selector | None] = {"box": box, "point": point, "prompt": prompt}
 
+    @property
+    def reads_text(self) -> bool:  # type: ignore[override]
+        return self.by_kind["prompt"] is not None and self.by_kind["prompt"].reads_text
+
     def select(self, image: Image, candidates: list[Candidate], target: Target) -> list[Candidate]:
         if target.prompt is not None and self.by_kind["prompt"] is not None:
             kind = "prompt"

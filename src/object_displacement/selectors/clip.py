@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from object_displacement.geometry import clip_box
 from object_displacement.runtime import UsesDevice, quiet_libraries
 from object_displacement.selectors.base import Selector
 from object_displacement.types import Candidate, Image, Target
-from object_displacement.weights import is_local, load_once, missing
+from object_displacement.weights import is_local, load_once, missing, unreadable
 
 Crop = Literal["box", "masked", "context", "combined"]
 NEUTRAL = (124, 116, 104)
@@ -48,6 +49,8 @@ class ClipSelector(Selector, UsesDevice):
         batch_size: crops per forward pass; the default scores a whole SAM proposal set
             at once.
     """
+
+    reads_text = True
 
     def __init__(
         self,
@@ -162,7 +165,9 @@ class ClipSelector(Selector, UsesDevice):
                     self.model_name, pretrained=pretrained, device=self.device
                 )
                 tokenizer = open_clip.get_tokenizer(self.model_name)
-        except (RuntimeError, OSError, ValueError) as err:
+        except (RuntimeError, OSError, ValueError, pickle.UnpicklingError, EOFError) as err:
+            if pretrained is not None and Path(pretrained).expanduser().is_file():
+                raise unreadable("CLIP", pretrained) from err  # there, but corrupt or foreign
             raise missing("CLIP", source, "selector.model=local-dir:/path/to/folder") from err
         if self.dtype != model.visual.conv1.weight.dtype:
             model = model.to(self.dtype)

@@ -1,0 +1,641 @@
+"""Issue 10: the bad-input and fault matrix. Every mistake a user can make, and every fault
+the machine can throw at a run, ends in one `error:` line on stderr and exit code 2 (130
+for Ctrl-C), with no traceback and nothing half-written; or it gives its correct result.
+
+``CLI_ERRORS`` runs each case through the command line; the tests after it cover the
+faults that need more set-up (a full disk, a killed run, Ctrl-C, a sweep, a manifest). The
+README's "Mistakes you can fix" section lists the same cases and states their number
+(checked by the last test).
+"""
+
+from __future__ import annotations
+
+import ast
+import errno
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from object_displacement import io as image_io
+from object_displacement.cache import StageCache
+from object_displacement.errors import DisplacementError, WriteError
+from object_displacement.io import atomic_open, read_image, write_image
+from object_displacement.task import build_pipeline, make_move, run_edit
+from object_displacement.types import Candidate, Target
+from tests.conftest import ROOT
+
+SCRIPT = str(ROOT / "scripts" / "displace.py")
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+
+
+def displace(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The CLI without W&B or the shared stage cache, unless ``args`` set them."""
+    defaults = ["logger=none", "cache.enabled=false"]
+    defaults = [d for d in defaults if not any(a.startswith(d.split("=")[0] + "=") for a in args)]
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args, *defaults],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env or OFFLINE,
+    )
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, message: str, code: int = 2) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """The inputs of the matrix: a photo, huge and bomb-sized PNGs, bad checkpoints."""
+    folder = tmp_path_factory.mktemp("inputs")
+    cat = folder / "cat.jpg"
+    Image.fromarray(data.chelsea()).save(cat)
+    huge = folder / "huge.png"  # 144 MP of grey: a 140 kB file
+    Image.new("L", (12000, 12000), 90).save(huge)
+    bomb = folder / "bomb.png"  # 900 MP: Pillow's own guard raises DecompressionBombError
+    Image.new("1", (30000, 30000)).save(bomb)
+    a_dir = folder / "folder.png"
+    a_dir.mkdir()
+    a_file = folder / "plain.txt"
+    a_file.write_text("a file, not a folder")
+    junk = folder / "junk.pth"
+    junk.write_bytes(os.urandom(4096))
+    evil = folder / "evil.pth"
+    evil.write_bytes(pickle.dumps(RunsCode()))
+    return {"cat": cat, "huge": huge, "bomb": bomb, "dir": a_dir, "file": a_file, "junk": junk, "evil": evil}
+
+
+class RunsCode:
+    """A pickle that would run a command when loaded without ``weights_only``."""
+
+    def __reduce__(self):
+        return (os.system, ("echo this checkpoint ran code",))
+
+
+SAM = [
+    "segmenter=sam",
+    "target.box=[140,40,330,300]",
+    "dx=10",
+    "segmenter.encoder={{embed_dim:32,depth:2,num_heads:2,global_attn_indexes:[1]}}",
+]
+
+CLI_ERRORS = [
+    # inputs
+    pytest.param(["image={huge}", "target.box=[1,1,50,50]", "dx=5"], "max_megapixels=50", id="image-144MP"),
+    pytest.param(
+        ["image={bomb}", "target.box=[1,1,50,50]", "dx=5"], "max_megapixels=50", id="image-900MP-bomb"
+    ),
+    pytest.param(["image=skimage:download_all"], "unknown sample image", id="skimage-function"),
+    pytest.param(["image={cat}", "target.box=[140,40,330,300]", "dx=inf"], "dx must be", id="dx-inf"),
+    pytest.param(["image={cat}", "target.box=[0,0,inf,inf]", "dx=5"], "target.box needs 4", id="box-inf"),
+    pytest.param(
+        ["image={cat}", "target.box=[140,40,330,300]", "dx=0.4"], "rounds to a move of 0", id="dx-0.4"
+    ),
+    pytest.param(
+        ["image={cat}", "target.box=[140,40,330,300]", "dx=5", "flip=maybe"], "flip must be", id="flip"
+    ),
+    pytest.param(
+        ["image={cat}", "target.box=[140,40,330,300]", "dx=5", "scale=1e-9"], "4 px", id="scale-1e-9"
+    ),
+    pytest.param(["scale=-1"], "scale must be", id="scale-negative"),
+    pytest.param(
+        ["inpainter.patch_size=abc"], "inpainter.patch_size must be a whole number", id="patch_size-abc"
+    ),
+    pytest.param(["mask_policy.seam=-5"], "mask_policy: seam must be 0 or more", id="seam-negative"),
+    pytest.param(["mask_policy.units=metres"], "mask_policy.units must be one of", id="units-unknown"),
+    pytest.param(["selector.box.min_iou=x"], "selector.box.min_iou must be", id="nested-setting"),
+    pytest.param(["+inpainter.radius=3"], "inpainter: PatchMatchInpainter", id="unknown-setting"),
+    pytest.param(["ghost_check.max_attempts=many"], "ghost_check.max_attempts", id="ghost-setting"),
+    pytest.param(["max_megapixels=0.1", "image={cat}", "target.box=[140,40,330,300]"], "=0.1", id="bound"),
+    # outputs
+    pytest.param(["output={dir}"], "it is a directory", id="output-is-a-directory"),
+    pytest.param(["output={file}/out.png"], "is not a directory", id="output-folder-is-a-file"),
+    pytest.param(["hydra.run.dir={file}/run"], "is not a directory", id="run-dir-unwritable"),
+    pytest.param(
+        ["-m", "dx=5", "hydra.sweep.dir={file}/sweep"], "is not a directory", id="sweep-dir-unwritable"
+    ),
+    # checkpoints
+    pytest.param(
+        [*SAM, "image={cat}", "segmenter.checkpoint={junk}"], "junk.pth is not a readable", id="ckpt-corrupt"
+    ),
+    pytest.param(
+        [*SAM, "image={cat}", "segmenter.checkpoint={evil}"], "evil.pth is not a readable", id="ckpt-pickle"
+    ),
+    # launchers
+    pytest.param(["-m", "hydra/launcher=slurm", "dx=5,6"], "needs a SLURM cluster", id="slurm-off-cluster"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "message"), CLI_ERRORS)
+def test_each_mistake_is_one_line_exit_2(args, message, files, tmp_path):
+    if "hydra/launcher=slurm" in args and shutil.which("sbatch"):
+        pytest.skip("this machine is a SLURM cluster")
+    before = files["cat"].read_bytes()
+    run = tmp_path / "run"
+    args = [a.format(**files) for a in args]
+    if "-m" in args and not any(a.startswith("hydra.sweep.dir=") for a in args):
+        args.append(f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    if not any(a.startswith("hydra.run.dir=") for a in args):
+        args.append(f"hydra.run.dir={run}")
+    proc = displace(*args)
+    line = assert_one_error_line(proc, message)
+    assert "weights_only" not in line and "this checkpoint ran code" not in proc.stdout
+    assert files["cat"].read_bytes() == before
+    assert not (run / "metrics.json").exists() and not (run / "output.png").exists()
+    if (run / "displace.log").exists():  # the failed run's log holds its error line
+        assert line in (run / "displace.log").read_text()
+        assert (run / "error.txt").read_text().strip() == line
+
+
+# --- faults that need more set-up ---------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 kB file system (tmpfs): a real full disk. Needs root; skipped elsewhere."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_full_disk_at_the_run_dir_after_the_work_is_one_line_and_no_complete_looking_dir(
+    files, tiny_disk, tmp_path
+):
+    run = tiny_disk / "run"
+    out = tmp_path / "out.png"
+    proc = displace(
+        f"image={files['cat']}",
+        "target.box=[140,40,330,300]",
+        "dx=20",
+        "inpainter=telea",
+        f"output={out}",
+        f"hydra.run.dir={run}",
+    )
+    assert_one_error_line(proc, "No space left on device")
+    assert not (run / "metrics.json").exists()
+    assert not list(run.glob("*.png")) and not list(run.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_read_only_output_is_refused_before_the_work(files, read_only_disk, tmp_path):
+    proc = displace(
+        f"image={files['cat']}",
+        "target.box=[140,40,330,300]",
+        "dx=20",
+        f"output={read_only_disk / 'out.png'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert_one_error_line(proc, "Read-only file system")
+    log = (tmp_path / "run" / "displace.log").read_text()
+    assert "built object_displacement.segmenters" not in log  # refused before the components load
+
+
+def test_a_full_disk_after_the_work_removes_what_the_run_wrote(make_cfg, files, tmp_path, monkeypatch):
+    """The same fault in-process, where no tmpfs can be mounted: the rename of metrics.json
+    into the run dir fails with ENOSPC."""
+    cfg = make_cfg("inpainter=telea")
+    pipeline = build_pipeline(cfg)
+    real_replace = os.replace
+
+    def full(src, dst):
+        if str(dst).endswith("metrics.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full)
+    out_dir = tmp_path / "run"
+    with pytest.raises(WriteError, match="No space left on device") as caught:
+        run_edit(pipeline, str(files["cat"]), {"box": [140, 40, 330, 300]}, make_move(20, 0), out_dir)
+    assert "metrics.json" in str(caught.value) and "\n" not in str(caught.value)
+    assert sorted(p.name for p in out_dir.iterdir()) == []  # pictures removed, no temporaries
+
+
+def test_files_get_the_permissions_of_the_umask(tmp_path, square_scene):
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "a.png", square_scene[0])
+        with atomic_open(tmp_path / "m.json", "w") as handle:
+            handle.write("{}")
+        os.umask(0o077)
+        write_image(tmp_path / "private.png", square_scene[0])
+        (tmp_path / "shared.png").write_bytes(b"")
+        (tmp_path / "shared.png").chmod(0o664)
+        write_image(tmp_path / "shared.png", square_scene[0])  # replacing keeps the file's mode
+    finally:
+        os.umask(old)
+    mode = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert mode == {"a.png": 0o644, "m.json": 0o644, "private.png": 0o600, "shared.png": 0o664}
+
+
+def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path, square_scene):
+    code = (
+        "import sys, time; from object_displacement.io import atomic_open\n"
+        "with atomic_open(sys.argv[1], 'wb') as h:\n"
+        "    h.write(b'half'); h.flush(); print('open', flush=True); time.sleep(60)"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "out.png")], stdout=subprocess.PIPE)
+    assert writer.stdout.readline().strip() == b"open"
+    writer.kill()  # SIGKILL: no clean-up of its own
+    writer.wait()
+    (left,) = tmp_path.glob(".out.png.*.tmp")
+    image_io._SWEPT.clear()
+    live = tmp_path / f".other.png.{image_io._OWNER}.x.tmp"  # this process, still writing
+    live.write_bytes(b"")
+    write_image(tmp_path / "next.png", square_scene[0])
+    assert not left.exists() and live.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_exit_130_and_leaves_no_output(tmp_path):
+    big = tmp_path / "big.png"
+    Image.fromarray(data.chelsea()).resize((1804, 1200)).save(big)
+    run, out = tmp_path / "run", tmp_path / "out.png"
+    args = [
+        f"image={big}",
+        "target.box=[560,160,1320,1200]",
+        "dx=200",
+        f"output={out}",
+        f"hydra.run.dir={run}",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, SCRIPT, *args, "logger=none", "cache.enabled=false"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=OFFLINE,
+    )
+    deadline = time.monotonic() + 120
+    while "built object_displacement.ghost" not in _read(run / "displace.log"):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    time.sleep(0.5)  # inside the pipeline now
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["error: interrupted"] and "Traceback" not in stdout + stderr
+    assert not out.exists() and not (run / "metrics.json").exists()
+    assert not list(run.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+# --- the cache never fails a run ----------------------------------------------------------
+
+
+def _propose(mask, calls):
+    def propose():
+        calls.append(1)
+        return [Candidate(mask=mask, score=0.5, source="test")]
+
+    return propose
+
+
+def test_a_corrupt_cache_entry_is_dropped_and_recomputed_with_a_warning(tmp_path, square_scene, caplog):
+    image, mask = square_scene
+    target, calls = Target(box=(25, 35, 65, 75)), []
+    StageCache(tmp_path, segmenter={"a": 1}).candidates(image, target, _propose(mask, calls))
+    (entry,) = tmp_path.glob("segment-*.npz")
+    entry.write_bytes(b"PK\x03\x04 not a zip any more")
+    again = StageCache(tmp_path, segmenter={"a": 1}).candidates(image, target, _propose(mask, calls))
+    assert len(calls) == 2 and again[0].score == 0.5
+    assert "dropping unreadable entry" in caplog.text
+    hit = StageCache(tmp_path, segmenter={"a": 1})
+    hit.candidates(image, target, _propose(mask, calls))
+    assert len(calls) == 2 and hit.hits == ["segment"]  # the recomputed entry replaced it
+
+
+def test_a_cache_that_cannot_be_written_never_fails_the_run(tmp_path, square_scene, caplog):
+    image, mask = square_scene
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    found = StageCache(blocked).candidates(image, Target(box=(25, 35, 65, 75)), _propose(mask, []))
+    assert found[0].score == 0.5 and "cannot write" in caplog.text
+
+
+def test_the_cache_key_changes_with_the_code_that_made_the_entry(tmp_path, square_scene, monkeypatch):
+    import inspect
+
+    image, mask = square_scene
+    source = tmp_path / "segmenter_source.py"
+    source.write_text("version = 1\n")
+    component = type("Edited", (), {"__module__": "object_displacement.segmenters.edited"})()
+    real = inspect.getsourcefile
+    monkeypatch.setattr(inspect, "getsourcefile", lambda c: str(source) if c is type(component) else real(c))
+    calls, target = [], Target(box=(25, 35, 65, 75))
+    StageCache(tmp_path / "c", code=(component, None)).candidates(image, target, _propose(mask, calls))
+    StageCache(tmp_path / "c", code=(component, None)).candidates(image, target, _propose(mask, calls))
+    source.write_text("version = 2\n")  # the segmenter's code was edited
+    StageCache(tmp_path / "c", code=(component, None)).candidates(image, target, _propose(mask, calls))
+    assert len(calls) == 2
+
+
+def test_make_clean_clears_the_cache():
+    dry = subprocess.run(["make", "-n", "clean"], cwd=ROOT, capture_output=True, text=True)
+    assert "outputs/cache" in dry.stdout
+
+
+# --- inputs, in-process -------------------------------------------------------------------
+
+
+def test_a_48_megapixel_photo_passes_the_bound(tmp_path):
+    photo = tmp_path / "phone.png"
+    Image.new("L", (8000, 6000), 120).save(photo)
+    assert read_image(photo).shape == (6000, 8000, 3)
+
+
+def test_pillows_decompression_bomb_error_is_one_line(tmp_path, monkeypatch):
+    photo = tmp_path / "p.png"
+    Image.new("L", (10, 10)).save(photo)
+
+    def bomb(*args, **kwargs):
+        raise Image.DecompressionBombError("Image size (900000000 pixels) exceeds limit")
+
+    monkeypatch.setattr(Image, "open", bomb)
+    with pytest.raises(DisplacementError, match="max_megapixels"):
+        read_image(photo)
+
+
+@pytest.mark.parametrize(
+    ("dx", "dy", "scale", "flip", "message"),
+    [
+        (0.4, None, 1.0, False, "rounds to a move of 0"),
+        (float("inf"), 0, 1.0, False, "dx must be"),
+        (0, float("nan"), 1.0, False, "dy must be"),
+        (5, 0, 1.0, "maybe", "flip must be"),
+        (5, 0, float("inf"), False, "scale must be"),
+    ],
+)
+def test_moves_are_checked(dx, dy, scale, flip, message):
+    with pytest.raises(DisplacementError, match=message):
+        make_move(dx, dy, scale, flip)
+
+
+def test_a_move_of_zero_is_still_mask_mode_and_flip_words_are_read():
+    assert make_move(0, None).is_identity and make_move(None, None).is_identity
+    assert make_move(5, 0, flip="yes").flip and not make_move(5, 0, flip="false").flip
+
+
+def test_only_image_names_are_samples():
+    for name in ("download_all", "binary_blobs", "data_dir", "_fetch", ""):
+        with pytest.raises(DisplacementError, match="unknown sample image"):
+            read_image(f"skimage:{name}")
+    assert read_image("skimage:motorcycle_left").shape == (500, 741, 3)
+
+
+def test_a_corrupt_or_malicious_checkpoint_is_one_line_naming_it(files, tmp_path):
+    from object_displacement.segmenters.sam import SamSegmenter
+    from tests.tiny_models import SAM_ENCODER
+
+    torch.save({"layer": RunsCode()}, tmp_path / "nested.pth")
+    for bad in (files["junk"], files["evil"], tmp_path / "nested.pth"):
+        with pytest.raises(DisplacementError) as caught:
+            SamSegmenter(checkpoint=str(bad), encoder=SAM_ENCODER).model()
+        assert str(bad) in str(caught.value) and "weights_only" not in str(caught.value)
+
+
+# --- correct results ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_prompt_the_selector_cannot_read_is_a_warning_on_stderr(files, tmp_path):
+    proc = displace(
+        f"image={files['cat']}",
+        "target.box=[140,40,330,300]",
+        "target.prompt=cat",
+        "dx=10",
+        "inpainter=telea",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "target.prompt='cat' is ignored" in proc.stderr and "WARNING" not in proc.stdout
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_paths_with_equals_comma_and_non_ascii_work_when_quoted(files, tmp_path):
+    folder = tmp_path / "a=b, café"
+    folder.mkdir()
+    photo = folder / "chat=1,2 é.jpg"
+    shutil.copy(files["cat"], photo)
+    out = folder / "sortie=1,2 ü.png"
+    proc = displace(
+        f"image='{photo}'",
+        "target.box=[140,40,330,300]",
+        "dx=20",
+        "inpainter=telea",
+        f"output='{out}'",
+        f"hydra.run.dir='{folder / 'run'}'",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert np.asarray(Image.open(out)).shape == (300, 451, 3)
+
+
+@pytest.mark.slow
+def test_a_mask_file_is_target_enough(files, tmp_path):
+    mask = np.zeros((300, 451), dtype=bool)
+    mask[60:260, 180:300] = True
+    write_image(tmp_path / "mask.png", mask)
+    proc = displace(
+        f"image={files['cat']}",
+        "segmenter=mask",
+        f"segmenter.path={tmp_path / 'mask.png'}",
+        "dx=30",
+        "inpainter=telea",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["object_bbox"] == [180, 60, 300, 260] and metrics["mode"] == "move"
+
+
+@pytest.mark.slow
+def test_the_demo_records_what_ran_and_wandb_keeps_the_outputs(tmp_path):
+    from tests.wandb_offline import read_run, records
+
+    run = tmp_path / "demo"
+    proc = displace("logger=wandb", "inpainter=telea", f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr
+    recorded = (run / ".hydra" / "config.yaml").read_text()
+    assert "image: skimage:rocket" in recorded and "dx: 100" in recorded
+    (log_file,) = run.glob("wandb/offline-run-*/run-*.wandb")
+    config = {}
+    for record in records(log_file):
+        if record.WhichOneof("record_type") == "run":
+            config = {i.key: json.loads(i.value_json) for i in record.run.config.update}
+    assert config["image"] == "skimage:rocket" and config["dx"] == 100
+    assert config["target"]["box"] == [300, 120, 345, 408]
+    logged = read_run(run)
+    assert "dx" not in logged["summary"] and "timings_s/inpaint" in logged["summary"]  # config, not charts
+    assert {"output.png", "metrics.json"} <= {p.name for p in logged["files"].iterdir()}
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_every_job_records_each_failure_and_ends_with_a_tally(tmp_path):
+    from tests.wandb_offline import read_run
+
+    sweep = tmp_path / "my-sweep"
+    proc = displace("-m", "dx=abc,10,20", "inpainter=telea", "logger=wandb", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == "error: dx must be a number of pixels, got 'abc'"
+    assert lines[-1].startswith("error: 1 of 3 sweep jobs failed (0)") and len(lines) == 2
+    assert "Traceback" not in proc.stderr
+    assert (sweep / "0" / "error.txt").read_text().strip() == lines[0]
+    assert lines[0] in (sweep / "0" / "displace.log").read_text()
+    assert all((sweep / job / "output.png").exists() for job in ("1", "2"))
+    assert read_run(sweep / "1")["group"] == "my-sweep"  # the sweep's name, not a path on this disk
+
+
+def test_wandb_group_of_a_default_sweep_dir_is_its_date_and_time():
+    from object_displacement.loggers.wandb import sweep_name
+
+    assert (
+        sweep_name("/home/me/proj/outputs/multiruns/2025-01-02/10-11-12-1234") == "2025-01-02/10-11-12-1234"
+    )
+    assert sweep_name("/data/sweeps/seam-study") == "seam-study"
+
+
+@pytest.mark.slow
+def test_a_dataset_run_records_every_bad_row_and_ends_with_its_summary(tmp_path):
+    import csv
+
+    from tests.wandb_offline import read_run
+
+    manifest = tmp_path / "edits.csv"
+    manifest.write_bytes(
+        b"\xef\xbb\xbfid,image,prompt,point,box,dx,dy\n"  # a byte-order mark
+        b"good,skimage:rocket,,,300 120 345 408,60,0\n"
+        b"short,skimage:rocket,,\n"
+        b"far,skimage:rocket,,,300 120 345 408,inf,0\n"
+        b"latin,caf\xe9.png,,,1 1 9 9,5,0\n"
+        b"../../escaped,skimage:rocket,,,300 120 345 408,60,0\n"
+        b"/abs,skimage:rocket,,,300 120 345 408,60,0\n"
+        b"good,skimage:rocket,,,300 120 345 408,-60,0\n"
+        b"missing,nowhere.jpg,,,1 1 9 9,5,0\n"
+    )
+    run = tmp_path / "deep" / "run"
+    proc = displace(
+        f"+dataset.manifest={manifest}",
+        "+dataset.name=bad",
+        "inpainter=telea",
+        "logger=wandb",
+        f"hydra.run.dir={run}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    with (run / "summary.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["id"], r["status"]) for r in rows] == [
+        ("good", "ok"),
+        ("short", "failed"),
+        ("far", "failed"),
+        ("latin", "failed"),
+        ("../../escaped", "failed"),
+        ("/abs", "failed"),
+        ("good", "failed"),
+        ("missing", "failed"),
+    ]
+    errors = [r["error"] for r in rows]
+    assert "cells" in errors[1] and "dx must be" in errors[2] and "not UTF-8" in errors[3]
+    assert "plain name" in errors[4] and "plain name" in errors[5] and "duplicate id" in errors[6]
+    assert sorted(p.name for p in (run / "edits").iterdir()) == ["good"]
+    assert not (tmp_path / "escaped").exists() and not Path("/abs").exists()
+    assert read_run(run)["summary"]["edits/failed"] == 7  # the W&B table took the failed rows
+
+
+@pytest.mark.slow
+def test_fetch_weights_help_downloads_nothing_and_failures_are_each_reported(tmp_path):
+    script = str(ROOT / "scripts" / "fetch_weights.py")
+    env = {**OFFLINE, "HF_HOME": str(tmp_path / "hf")}
+    helped = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, env=env)
+    assert helped.returncode == 0 and "--help" in helped.stdout and not helped.stderr
+    assert not (tmp_path / "hf").exists()
+    proc = subprocess.run(
+        [sys.executable, script, "selector=clip", "inpainter=telea", "inpainter=sd"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("error: could not fetch selector=clip")
+    assert lines[1].startswith("error: could not fetch inpainter=sd")
+    assert lines[2] == "error: 2 of 3 components not fetched: selector=clip, inpainter=sd"
+    assert "inpainter=telea: needs no weights" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_benchmark_shows_progress_and_leaves_no_temporary_folders(tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "benchmark.py"),
+            "logger=none",
+            "scenes.count=1",
+            "select=[telea-true-mask]",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**OFFLINE, "TMPDIR": str(temp)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "benchmark: telea-true-mask: 1 scenes, 0 failed" in proc.stderr
+    assert not list(temp.glob("benchmark-*"))
+
+
+# --- the README states the matrix ---------------------------------------------------------
+
+
+def test_readme_lists_the_matrix_and_its_size():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Mistakes you can fix", 1)[1].split("\n## ", 1)[0]
+    tests = [n.name for n in ast.parse(Path(__file__).read_text()).body if isinstance(n, ast.FunctionDef)]
+    further = [t for t in tests if t.startswith("test_") and t != "test_each_mistake_is_one_line_exit_2"]
+    assert f"{len(CLI_ERRORS)} command-line cases and {len(further)} further tests" in section
+    for case in CLI_ERRORS:
+        assert f"`{case.id}`" in section, case.id
