@@ -312,9 +312,7 @@ def displace(cfg: DictConfig, logger: RunLogger | None = None) -> tuple[dict[str
     logger = logger or NoLogger()
     job = job_settings(cfg)
     run_dir = Path(cfg.paths.run_dir)
-    if cfg.output:  # before the components load: a bad output path costs nothing
-        check_can_write(check_writable(cfg.output))
-    check_can_write(run_dir / "metrics.json")
+    check_outputs(cfg)
     pipeline = build_pipeline(cfg)
     metrics, result, images = run_edit(
         pipeline,
@@ -337,6 +335,13 @@ def displace(cfg: DictConfig, logger: RunLogger | None = None) -> tuple[dict[str
     return metrics, result
 
 
+def check_outputs(cfg: DictConfig) -> None:
+    """Before the components load: a bad output path or run dir costs nothing."""
+    if cfg.output:
+        check_can_write(check_writable(cfg.output))
+    check_can_write(Path(cfg.paths.run_dir) / "metrics.json")
+
+
 def ranking_table(result: Result) -> tuple[list[str], list[list[Any]]]:
     columns = ["rank", "score", "area_px", "bbox", "source"]
     rows = [[i, c.score, c.area, str(list(c.bbox)), c.source] for i, c in enumerate(result.ranking)]
@@ -355,6 +360,7 @@ def run_job(cfg: DictConfig) -> Any:
     if not cfg.get("dataset"):
         apply_demo(cfg)
         record_config(cfg)
+        check_outputs(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     check_weights([build(cfg[group], object) for group in MODEL_GROUPS])  # in seconds, before W&B
     with logged_run(build(cfg.logger, RunLogger), config) as logger:  # type: ignore[arg-type]
