@@ -9,6 +9,7 @@ from object_displacement.errors import DisplacementError
 from object_displacement.fill import smooth_fill
 from object_displacement.geometry import clip_box
 from object_displacement.segmenters.base import Segmenter
+from object_displacement.segmenters.edges import upsample_mask
 from object_displacement.types import Box, Candidate, Image, Target
 
 
@@ -32,6 +33,11 @@ class GrabCutSegmenter(Segmenter):
             texture of the surroundings (textured backgrounds need more).
         grow_floor: the smallest difference that counts, in CIELAB units (about 2.3 is
             just noticeable).
+        work_side: GrabCut runs on the crop shrunk to at most this long side (0: full
+            resolution); its colour models and graph cut need no more, and the mask is
+            brought back to full resolution with its edge snapped to the photo's edges
+            (:func:`~object_displacement.segmenters.edges.upsample_mask`). 256 px keeps
+            a 12 MP photo's segmentation under a second.
     """
 
     def __init__(
@@ -44,6 +50,7 @@ class GrabCutSegmenter(Segmenter):
         grow: bool = True,
         grow_contrast: float = 4.0,
         grow_floor: float = 10.0,
+        work_side: int = 256,
     ) -> None:
         self.iterations = iterations
         self.context = context
@@ -53,6 +60,7 @@ class GrabCutSegmenter(Segmenter):
         self.grow = grow
         self.grow_contrast = grow_contrast
         self.grow_floor = grow_floor
+        self.work_side = work_side
 
     def propose(self, image: Image, target: Target) -> list[Candidate]:
         height, width = image.shape[:2]
@@ -67,16 +75,28 @@ class GrabCutSegmenter(Segmenter):
             )
         crop = self._crop(box, width, height)
         patch = np.ascontiguousarray(image[crop[1] : crop[3], crop[0] : crop[2]])
-        inner = (box[0] - crop[0], box[1] - crop[1], box[2] - crop[0], box[3] - crop[1])
+        # 1. shrink the crop to the working resolution; boxes and points with it
+        factor = self._factor(patch.shape[1], patch.shape[0])
+        small = shrink(patch, factor)
+        inner = scaled_box((box[0] - crop[0], box[1] - crop[1], box[2] - crop[0], box[3] - crop[1]), factor)
         point = None
         if target.point is not None:
-            point = (target.point[0] - crop[0], target.point[1] - crop[1])
-        foreground = self._grabcut(patch, inner, point)
+            point = (round((target.point[0] - crop[0]) * factor), round((target.point[1] - crop[1]) * factor))
+        # 2. segment there
+        foreground = self._grabcut(small, inner, point)
         if self.grow:
-            foreground = self._grown(patch, foreground, inner)
+            foreground = self._grown(small, foreground, inner)
+        # 3. back to full resolution, the edge following the photo's edges
+        if factor < 1.0:
+            foreground = upsample_mask(foreground, patch)
         full = np.zeros((height, width), dtype=bool)
         full[crop[1] : crop[3], crop[0] : crop[2]] = foreground
         return self._components(full)
+
+    def _factor(self, width: int, height: int) -> float:
+        if self.work_side <= 0:
+            return 1.0
+        return min(1.0, self.work_side / max(width, height))
 
     def _box_around(self, point: tuple[int, int], width: int, height: int) -> Box:
         half = max(4, round(self.point_box * min(width, height) / 2))
@@ -137,3 +157,18 @@ class GrabCutSegmenter(Segmenter):
         return [
             Candidate(mask=labels == i + 1, score=float(areas[i]) / total, source="grabcut") for i in keep
         ]
+
+
+def shrink(image: Image, factor: float) -> Image:
+    """``image`` resized by ``factor`` (area averaging); itself when ``factor`` is 1."""
+    if factor >= 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def scaled_box(box: Box, factor: float) -> Box:
+    """``box`` in the coordinates of an image resized by ``factor``, at least 1 px wide."""
+    x0, y0, x1, y1 = (round(v * factor) for v in box)
+    return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
