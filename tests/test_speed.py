@@ -30,11 +30,13 @@ def ellipse_scene(width: int = 1000, height: int = 800):
     import cv2
 
     rng = np.random.default_rng(2)
-    image = (rng.normal(0, 6, (height, width, 3)) + (90, 140, 90)).clip(0, 255).astype(np.uint8)
+    image = (rng.normal(0, 6, (height, width, 3)) + np.array((90, 140, 90))).clip(0, 255).astype(np.uint8)
     truth = np.zeros((height, width), np.uint8)
     cv2.ellipse(truth, (500, 400), (230, 160), 20, 0, 360, 1, -1)
     truth = truth.astype(bool)
-    image[truth] = ((rng.normal(0, 6, (height, width, 3)) + (200, 60, 50)).clip(0, 255).astype(np.uint8))[truth]
+    image[truth] = (
+        (rng.normal(0, 6, (height, width, 3)) + np.array((200, 60, 50))).clip(0, 255).astype(np.uint8)
+    )[truth]
     return image, truth
 
 
