@@ -45,5 +45,5 @@ weights: setup ## download SAM, CLIP, SDXL and SD inpainting weights (needs inte
 bench: setup ## per-stage time and peak memory on a 1024-px photo (CPU; a few minutes)
 	$(TEST_ENV) $(BIN)/python scripts/bench.py
 
-bench-quality: setup ## ground-truth benchmark: every configuration over 24 known scenes (a few minutes)
+bench-quality: setup ## ground-truth benchmark: every configuration over 24 known scenes and 5 hard ones (minutes)
 	$(TEST_ENV) $(BIN)/python scripts/benchmark.py

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from object_displacement.benchmark.scenes import generate, make_scene
-from object_displacement.benchmark.scoring import mask_iou, regions, score
+from object_displacement.benchmark.scenes import FACE_BOX, HARD, generate, make_hard_scene, make_scene
+from object_displacement.benchmark.scoring import gms_map, mask_iou, regions, score
 from object_displacement.geometry import shift
 from object_displacement.segmenters.mask_file import MaskFileSegmenter
 from object_displacement.types import Target
@@ -67,13 +67,20 @@ def test_scores_of_known_inputs():
     area = np.zeros((64, 64), bool)
     area[10:20, 10:20] = True
     same = score(truth, truth, {"image": np.ones((64, 64), bool), "vacated": area})
-    assert same == {"psnr_image": 100.0, "ssim_image": 1.0, "psnr_vacated": 100.0, "ssim_vacated": 1.0}
+    assert same == {
+        **{
+            f"{kind}_{region}": best
+            for kind, best in (("psnr", 100.0), ("ssim", 1.0), ("gms", 1.0))
+            for region in ("image", "vacated")
+        },
+        "texture_vacated": 1.0,
+    }
     off = truth.copy()
     off[15, 15, 0] = truth[15, 15, 0] ^ 0x80  # one channel of one pixel off by 128
     changed = score(off, truth, {"image": np.ones((64, 64), bool), "vacated": area})
     assert changed["psnr_image"] == pytest.approx(10 * np.log10(255**2 / (128**2 / (64 * 64 * 3))), abs=1e-3)
     assert changed["psnr_vacated"] == pytest.approx(10 * np.log10(255**2 / (128**2 / 300)), abs=1e-3)
-    assert changed["ssim_vacated"] < 1.0
+    assert changed["ssim_vacated"] < 1.0 and changed["gms_vacated"] < 1.0
     assert mask_iou(area, area) == 1.0 and mask_iou(area, ~area) == 0.0
 
 
@@ -117,10 +124,15 @@ def test_runner_writes_one_row_per_configuration_with_means_and_worst(tmp_path):
     assert float(summary["telea-true-mask"]["mask_iou_mean"]) == 1.0
     for row in summary.values():
         assert float(row["psnr_vacated_worst"]) <= float(row["psnr_vacated_mean"])
+        assert float(row["gms_vacated_worst"]) <= float(row["gms_vacated_mean"]) <= 1.0
+        assert float(row["texture_vacated_mean"]) > 0
         assert int(row["peak_mb"]) > 0 and row["failed"] == "0"
     with (tmp_path / "scenes.csv").open() as handle:
-        assert len(list(csv.DictReader(handle))) == 6
-    assert (tmp_path / "summary.md").read_text().startswith("| configuration |")
+        assert len(list(csv.DictReader(handle))) == 2 * (3 + len(HARD))
+    head = (tmp_path / "summary.md").read_text().splitlines()[0]
+    assert (
+        head.startswith("| configuration |") and "| GMS vacated |" in head and "| texture vacated |" in head
+    )
 
 
 @pytest.mark.slow
@@ -162,3 +174,98 @@ def test_ghost_score_ranks_known_afterimages_by_strength(scenes):
     from object_displacement.benchmark.runner import ghost_calibration
 
     assert ghost_calibration(scenes[:8]) > 0.6
+
+
+def test_gms_pooled_over_the_whole_image_by_its_deviation_is_piqs_gmsd():
+    import piq
+    import torch
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
+    output = np.clip(truth + rng.normal(0, 30, truth.shape), 0, 255).astype(np.uint8)
+
+    def tensor(image):
+        return torch.from_numpy(image).permute(2, 0, 1)[None].double() / 255
+
+    expected = piq.gmsd(tensor(output), tensor(truth), data_range=1.0).item()
+    assert gms_map(output, truth).std() == pytest.approx(expected, rel=1e-9)
+    assert gms_map(truth, truth).min() == 1.0
+
+
+@pytest.mark.parametrize("texture", ["grass", "gravel"])
+def test_a_sharp_true_texture_beats_a_blur_on_gms_and_texture_where_psnr_prefers_the_blur(texture):
+    import cv2
+    from skimage import data
+
+    truth = np.repeat(getattr(data, texture)()[:256, :256, None], 3, axis=2)
+    hole = np.zeros((256, 256), np.uint8)
+    cv2.ellipse(hole, (128, 128), (40, 30), 0, 0, 360, 1, -1)
+    area = hole.astype(bool)
+    telea = cv2.inpaint(truth, hole, 5, cv2.INPAINT_TELEA)
+    blurred = truth.copy()
+    blurred[area] = cv2.GaussianBlur(truth, (0, 0), 4)[area]
+    sharp = truth.copy()  # the same texture from elsewhere in the photo: right kind, wrong place
+    sharp[area] = np.roll(truth, (37, -61), axis=(0, 1))[area]
+    areas = {"vacated": area}
+    good = score(sharp, truth, areas)
+    for blur in (telea, blurred):
+        bad = score(blur, truth, areas)
+        assert bad["psnr_vacated"] > good["psnr_vacated"] and bad["ssim_vacated"] > good["ssim_vacated"]
+        assert good["gms_vacated"] > bad["gms_vacated"] + 0.05
+        assert bad["texture_vacated"] < 0.5
+        assert abs(np.log(good["texture_vacated"])) < abs(np.log(bad["texture_vacated"]))
+
+
+def test_texture_ratio_means_are_geometric_and_the_worst_is_the_farthest_from_one():
+    from object_displacement.benchmark.runner import SCORES, summarize
+
+    base = {"configuration": "c", "status": "ok", "seconds_total": 1.0}
+    base |= {key: 1.0 for key in SCORES} | {
+        f"seconds_{s}": 0.0 for s in ("segment", "select", "plan", "inpaint")
+    }
+    rows = [
+        base | {"texture_vacated": 0.5, "gms_vacated": 0.9},
+        base | {"texture_vacated": 1.5, "gms_vacated": 0.7},
+    ]
+    (entry,) = summarize(rows, {"c": 1})
+    assert entry["texture_vacated_worst"] == 0.5
+    assert entry["texture_vacated_mean"] == pytest.approx(np.sqrt(0.75), abs=1e-4)
+    assert entry["gms_vacated_mean"] == pytest.approx(0.8) and entry["gms_vacated_worst"] == 0.7
+
+
+def test_hard_scenes_follow_the_regular_ones_and_are_deterministic(scenes):
+    hard = [s for s in scenes if "hard" in s.tags]
+    assert [s.tags["hard"] for s in hard] == list(HARD) == ["face", "text", "courses", "tiles", "rim"]
+    assert scenes[: len(scenes) - len(HARD)] == [s for s in scenes if "hard" not in s.tags]
+    assert len(generate(count=2, hard=False)) == 2
+    for kind in HARD:
+        a, b = make_hard_scene(kind, seed=3), make_hard_scene(kind, seed=3)
+        np.testing.assert_array_equal(a.input, b.input)
+        np.testing.assert_array_equal(a.truth, b.truth)
+        assert (a.dx, a.dy, a.box) == (b.dx, b.dy, b.box)
+        assert not np.array_equal(make_hard_scene(kind, seed=4).input, a.input)
+
+
+def test_hard_scenes_put_structure_across_the_hole_and_faces_or_text_outside_it(scenes):
+    import cv2
+
+    hard = {s.tags["hard"]: s for s in scenes if "hard" in s.tags}
+    for kind in ("courses", "tiles", "rim"):
+        scene = hard[kind]
+        edges = cv2.Canny(cv2.cvtColor(scene.truth, cv2.COLOR_RGB2GRAY), 50, 150) > 0
+        vacated = scene.mask & ~scene.moved_mask
+        assert edges[vacated].mean() > 0.02, kind  # the true background has lines through the hole
+    face, text = hard["face"], hard["text"]
+    k = face.input.shape[1] / 512
+    face_box = np.zeros(face.mask.shape, bool)
+    x0, y0, x1, y1 = (round(v * k) for v in FACE_BOX)
+    face_box[y0:y1, x0:x1] = True
+    for scene, keep in (
+        (face, face_box),
+        (text, np.arange(text.mask.shape[0])[:, None] < text.mask.shape[0] // 2),
+    ):
+        keep = np.broadcast_to(keep, scene.mask.shape)
+        assert not (scene.footprint & keep).any() and not (scene.moved_footprint & keep).any(), scene.name
+        # the face or the print is full of edges; the plain wall behind the object has few
+        edges = cv2.Canny(cv2.cvtColor(scene.truth, cv2.COLOR_RGB2GRAY), 50, 150) > 0
+        assert edges[keep].mean() > 5 * edges[scene.mask & ~scene.moved_mask].mean(), scene.name

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -46,3 +47,26 @@ def test_box_iou():
     assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
     assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+
+
+@pytest.mark.parametrize("radius", [1, 3, 8, 25])
+def test_rings_by_distance_transform_keep_the_round_dilations_meaning(radius):
+    # the old rings grew the mask with an elliptical kernel of side 2r+1: the new ones hold
+    # every pixel within r of the mask, and differ from the old only on its outermost pixels
+    rng = np.random.default_rng(radius)
+    mask = np.zeros((160, 200), dtype=bool)
+    mask[60:90, 50:120] = True
+    mask[rng.integers(0, 160, 12), rng.integers(0, 200, 12)] = True  # specks, some near the edge
+    side = 2 * radius + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    old = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask
+    new = ring(mask, radius)
+    within = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    np.testing.assert_array_equal(new, (within <= radius) & ~mask)
+    assert not (new & ~old).any()
+    assert not (old & ~ring(mask, radius + 1)).any()
+    assert (old & ~new).sum() <= 0.1 * old.sum()
+
+
+def test_dilating_an_empty_mask_gives_an_empty_mask():
+    assert not dilate(np.zeros((20, 30), dtype=bool), 5).any()

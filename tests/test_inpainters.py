@@ -59,3 +59,58 @@ def test_an_empty_mask_returns_the_image_unchanged(name):
     out = build(name).inpaint(image, np.zeros((32, 48), dtype=bool))
     np.testing.assert_array_equal(out, image)
     assert out is not image
+
+
+def wood_and_red_disk() -> tuple[np.ndarray, np.ndarray]:
+    """Wood-like brown stripes, a textured red disk (a saucer) on them, a hole in the red."""
+    rng = np.random.default_rng(3)
+    ys, xs = np.mgrid[0:240, 0:320]
+    grain = 0.5 + 0.5 * np.sin(xs / 3.0 + 2.0 * np.sin(ys / 17.0))
+    wood = np.stack([120 + 60 * grain, 70 + 30 * grain, 30 + 10 * grain], axis=2)
+    image = (wood + rng.normal(0, 4, wood.shape)).clip(0, 255).astype(np.uint8)
+    disk = (xs - 160) ** 2 + (ys - 120) ** 2 < 62**2
+    red = np.array([190, 30, 25]) + rng.normal(0, 6, (240, 320, 3))
+    image[disk] = red[disk].clip(0, 255).astype(np.uint8)
+    hole = (xs - 160) ** 2 + (ys - 120) ** 2 < 42**2
+    image[hole] = (255, 255, 255)
+    return image, hole
+
+
+def test_patchmatch_fills_a_hole_in_red_with_red_not_with_far_away_wood():
+    image, hole = wood_and_red_disk()
+    out = build("patchmatch").inpaint(image, hole)
+    filled = out[hole].astype(int)
+    reddish = (filled[:, 0] > 140) & (filled[:, 1] < 80)
+    assert reddish.mean() > 0.98
+
+
+def test_patchmatch_fills_separate_parts_in_parallel_exactly_as_one_by_one():
+    image = noisy_photo(200, 260)
+    image[:, :130] //= 2  # two different surfaces
+    mask = np.zeros((200, 260), dtype=bool)
+    mask[30:70, 20:80] = True
+    mask[120:170, 160:230] = True
+    mask[10:14, 200:204] = True
+    one = build("patchmatch")
+    one.workers = 1
+    many = build("patchmatch")
+    many.workers = 3
+    np.testing.assert_array_equal(one.inpaint(image, mask), many.inpaint(image, mask))
+
+
+def test_patchmatch_copies_from_no_other_hole_and_no_avoided_pixel():
+    # every part's source is its own band, less the holes and the avoided pixels
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter, mask_parts
+
+    mask = np.zeros((120, 200), dtype=bool)
+    mask[40:60, 30:60] = True
+    mask[40:60, 120:150] = True
+    avoid = np.zeros_like(mask)
+    avoid[30:70, 70:80] = True
+    inpainter = PatchMatchInpainter(source_band=0.5)
+    parts = mask_parts(mask, gap=7)
+    assert len(parts) == 2
+    for part in parts:
+        (x0, y0, x1, y1), source = inpainter.source_box(part, mask | avoid)
+        assert not (source & (mask | avoid)[y0:y1, x0:x1]).any()
+        assert source.any()

@@ -358,3 +358,21 @@ def test_missing_weights_fail_before_the_run_starts(tmp_path):
         and "make weights" in lines[0]
     )
     assert not (run / "wandb").exists()  # checked before W&B started
+
+
+def test_sam_takes_positive_and_negative_clicks_with_a_box(tiny_models):
+    segmenter = tiny_sam(tiny_models)
+    box_only = segmenter.propose(COFFEE, Target(box=(170, 20, 440, 300)))
+    clicked = segmenter.propose(
+        COFFEE, Target(box=(170, 20, 440, 300), points=((300, 150), (200, 280)), labels=(1, 0))
+    )
+    single, _, _ = segmenter._predictor.predict(
+        point_coords=np.array([[300, 150], [200, 280]], dtype=np.float32),
+        point_labels=np.array([1, 0]),
+        box=np.array([170, 20, 440, 300], dtype=np.float32),
+        multimask_output=False,
+    )
+    assert any(c.source == "sam-single" and np.array_equal(c.mask, single[0]) for c in clicked)
+    assert not all(np.array_equal(a.mask, b.mask) for a, b in zip(box_only, clicked, strict=True))
+    # a negative click alone names no object: it is not a prompt for SAM's predictor
+    assert segmenter.propose(COFFEE, Target(prompt="cup", points=((10, 10),), labels=(0,)))

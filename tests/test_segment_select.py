@@ -76,3 +76,51 @@ def test_auto_selector_dispatches_on_the_target_kind():
         auto.select(None, candidates, Target(prompt="cup"))
     # without a text selector, the place decides and the prompt is not needed
     assert auto.select(None, candidates, Target("cup", point=(60, 60)))[0].bbox == (50, 50, 90, 90)
+
+
+def tall_bar() -> tuple[np.ndarray, np.ndarray]:
+    """A textured light bar, far taller than a point's box, on a dark noisy sky."""
+    rng = np.random.default_rng(4)
+    image = (rng.normal(0, 5, (400, 300, 3)) + np.array((30, 40, 90))).clip(0, 255).astype(np.uint8)
+    mask = np.zeros((400, 300), dtype=bool)
+    mask[40:380, 135:165] = True
+    image[mask] = (
+        (rng.normal(0, 8, (400, 300, 3)) + np.array((220, 215, 200))).clip(0, 255).astype(np.uint8)[mask]
+    )
+    return image, mask
+
+
+def test_a_point_selects_the_whole_object_under_it_not_a_box_around_it():
+    image, mask = tall_bar()
+    found = GrabCutSegmenter().propose(image, Target(point=(150, 300)))
+    best = PointSelector().select(image, found, Target(point=(150, 300)))[0].mask
+    assert iou(best, mask) > 0.9
+
+
+def test_a_click_off_the_object_takes_a_leaking_part_away():
+    # two touching squares of one colour: a box around both takes both, a 0-click the right one off
+    image = np.full((120, 200, 3), (60, 70, 80), dtype=np.uint8)
+    rng = np.random.default_rng(5)
+    left = np.zeros((120, 200), dtype=bool)
+    left[30:90, 40:100] = True
+    right = np.zeros_like(left)
+    right[30:90, 100:160] = True
+    both = left | right
+    image[both] = (
+        (rng.normal(0, 6, (120, 200, 3)) + np.array((200, 40, 40))).clip(0, 255).astype(np.uint8)[both]
+    )
+    image[:, 99:101][both[:, 99:101]] = (150, 30, 30)  # a faint seam between them
+    box = (35, 25, 165, 95)
+    plain = GrabCutSegmenter().propose(image, Target(box=box))[0].mask
+    assert iou(plain, both) > 0.9
+    clicked = Target(box=box, points=((70, 60), (130, 60)), labels=(1, 0))
+    fixed = BoxSelector().select(image, GrabCutSegmenter().propose(image, clicked), clicked)[0].mask
+    assert fixed[60, 70] and not fixed[60, 130]
+
+
+def test_the_point_selector_prefers_masks_holding_the_positive_clicks_and_not_the_negative():
+    cup, table = boxed(40, 40, 60, 60, 0.5), boxed(0, 30, 100, 100, 0.9)
+    target = Target(points=((50, 50), (10, 90)), labels=(1, 1))
+    assert PointSelector().select(None, [cup, table], target)[0].bbox == table.bbox
+    target = Target(points=((50, 50), (10, 90)), labels=(1, 0))
+    assert PointSelector().select(None, [table, cup], target)[0].bbox == cup.bbox

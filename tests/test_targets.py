@@ -37,3 +37,26 @@ def test_box_partly_outside_is_clipped():
 def test_bad_targets_say_what_is_wrong(kwargs, message):
     with pytest.raises(DisplacementError, match=message):
         make_target(100, 80, **kwargs)
+
+
+def test_clicks_in_sams_format_stand_alone_or_refine_a_box():
+    alone = make_target(100, 80, points=[[10, 20], [30, 40]], labels=[1, 0])
+    assert alone.positive == ((10, 20),) and alone.negative == ((30, 40),) and alone.kind == "points"
+    boxed = make_target(100, 80, box=[0, 0, 50, 50], points=[[10, 20]], labels=[0])
+    assert boxed.box == (0, 0, 50, 50) and boxed.negative == ((10, 20),) and boxed.kind == "box+points"
+    assert make_target(100, 80, points=[[1, 2]]).labels == (1,)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"points": [[10, 20]], "labels": [1, 0]}, "one 1"),
+        ({"points": [[10, 20]], "labels": [2]}, "one 1"),
+        ({"points": [[500, 20]]}, "outside"),
+        ({"labels": [1]}, "needs target.points"),
+        ({"points": [[10, 20]], "labels": [0]}, "no target"),
+    ],
+)
+def test_bad_clicks_say_what_is_wrong(kwargs, message):
+    with pytest.raises(DisplacementError, match=message):
+        make_target(100, 80, **kwargs)

@@ -101,6 +101,8 @@ class StageCache:
         content = hashlib.blake2b(image.tobytes(), digest_size=16)
         content.update(str(image.shape).encode())
         content.update(repr((target.prompt, target.point, target.box)).encode())
+        if target.points:  # clicks change the mask; targets without them keep their old keys
+            content.update(repr((target.points, target.labels)).encode())
         return f"{stage}-{content.hexdigest()}-{config}"
 
     def _load(self, key: str | None) -> dict[str, np.ndarray] | None:

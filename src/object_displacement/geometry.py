@@ -44,16 +44,34 @@ def unit_length(mask: Mask, units: str) -> float:
     return bbox_diagonal(Candidate(mask).bbox)
 
 
-def dilate(mask: Mask, radius: int) -> Mask:
-    """Grow ``mask`` by ``radius`` pixels with a round structuring element."""
-    if radius <= 0:
+def dilate(mask: Mask, radius: float) -> Mask:
+    """``mask`` grown by every pixel within Euclidean distance ``radius`` of it.
+
+    A distance transform costs the same for any radius, where a dilation with a round
+    structuring element costs in proportion to it (5 s against 0.2 s for 100 px at
+    12 MP). Only a crop around the mask, ``radius`` wider, is transformed.
+    """
+    if radius <= 0 or not mask.any():
         return mask.copy()
-    size = 2 * radius + 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    height, width = mask.shape
+    x0, y0, x1, y1 = Candidate(mask).bbox
+    reach = math.ceil(radius)
+    x0, y0, x1, y1 = clip_box((x0 - reach, y0 - reach, x1 + reach, y1 + reach), width, height)
+    distance = distance_to(mask[y0:y1, x0:x1])
+    out = np.zeros_like(mask)
+    out[y0:y1, x0:x1] = distance <= radius
+    return out
 
 
-def ring(mask: Mask, radius: int) -> Mask:
+def distance_to(mask: Mask) -> np.ndarray:
+    """Exact Euclidean distance (float32, pixels) of every pixel to the nearest ``mask``
+    pixel; 0 on the mask. With an empty mask, every distance is the image's diagonal."""
+    if not mask.any():
+        return np.full(mask.shape, math.hypot(*mask.shape), np.float32)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def ring(mask: Mask, radius: float) -> Mask:
     """Pixels within ``radius`` of ``mask`` but outside it."""
     return dilate(mask, radius) & ~mask
 
@@ -135,3 +153,14 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return image.copy()
     shrink = size[0] <= width and size[1] <= height
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def resize_mask(mask: Mask, width: int, height: int) -> Mask:
+    """``mask`` at ``width`` x ``height``: bilinear coverage thresholded at one half, so an
+    enlarged mask's edge follows its contour smoothly instead of in blocks. Cheap enough for
+    every candidate of SAM's automatic mode; ``segmenters.edges.upsample_mask`` also snaps
+    the edge to the photo, at a cost per mask."""
+    if mask.shape == (height, width):
+        return mask.astype(bool)
+    coverage = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return coverage >= 0.5

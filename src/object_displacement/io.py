@@ -46,6 +46,9 @@ MAX_MEGAPIXELS = 50.0
 """Default bound on an input's size (the ``max_megapixels`` setting). A 48 MP phone photo
 (8000x6000) peaked at 7.0 GB (324 CPU s) with the default pipeline, well inside 24 GB."""
 
+PNG_LEVEL = 1
+"""zlib level of the PNGs we write: fast; a run writes several full-size pictures."""
+
 WRITABLE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -173,8 +176,10 @@ def write_image(path: str | os.PathLike[str], array: Image | Mask) -> Path:
     if array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     pil = PILImage.fromarray(np.ascontiguousarray(array))
+    # PNG level 1 writes a run's pictures 1.5 s faster than the default 6, about 10 % larger
+    options = {"compress_level": PNG_LEVEL} if suffix == ".png" else {}
     with atomic_open(path, "wb") as handle:
-        pil.save(handle, format=PILImage.registered_extensions()[suffix])
+        pil.save(handle, format=PILImage.registered_extensions()[suffix], **options)
     return path
 
 

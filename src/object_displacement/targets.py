@@ -19,30 +19,65 @@ def make_target(
     prompt: str | None = None,
     point: Sequence[float] | None = None,
     box: Sequence[float] | None = None,
+    points: Sequence[Sequence[float]] | None = None,
+    labels: Sequence[int] | None = None,
 ) -> Target:
     """Build the target for a ``width`` x ``height`` image, checking it lies inside.
 
     A prompt combines with a point or a box. Given both a point and a box, the point (the
     more specific cue) wins, so ``target.point=[x,y]`` overrides a box set elsewhere.
+    ``points=[[x,y],...]`` with ``labels=[1,0,...]`` (SAM's clicks; labels default to 1)
+    stand alone or refine a box.
     """
     text = str(prompt).strip() if prompt is not None else ""
+    clicks, marks = _check_clicks(points, labels, width, height)
     if point is not None:
         _ignored("target.point", box=box)
+        if clicks:
+            clicks, marks = ((_check_point(point, width, height), *clicks), (1, *marks))
+            return Target(prompt=text or None, points=clicks, labels=marks)
         return Target(prompt=text or None, point=_check_point(point, width, height))
     if box is not None:
-        return Target(prompt=text or None, box=_check_box(box, width, height))
+        return Target(prompt=text or None, box=_check_box(box, width, height), points=clicks, labels=marks)
+    if 1 in marks:
+        return Target(prompt=text or None, points=clicks, labels=marks)
     if text:
-        return Target(prompt=text)
+        return Target(prompt=text, points=clicks, labels=marks)
     raise DisplacementError(
-        "no target: give target.box=[x0,y0,x1,y1], target.point=[x,y] or target.prompt=TEXT"
+        "no target: give target.box=[x0,y0,x1,y1], target.point=[x,y], target.points=[[x,y],...] "
+        "with target.labels=[1,...] or target.prompt=TEXT"
     )
 
 
 def has_target(
-    prompt: str | None = None, point: Sequence[float] | None = None, box: Sequence[float] | None = None
+    prompt: str | None = None,
+    point: Sequence[float] | None = None,
+    box: Sequence[float] | None = None,
+    points: Sequence[Sequence[float]] | None = None,
+    labels: Sequence[int] | None = None,
 ) -> bool:
-    """Whether the user named a target at all (a blank prompt is none)."""
-    return point is not None or box is not None or bool(str(prompt).strip() if prompt is not None else "")
+    """Whether the user named a target at all (a blank prompt is none; clicks count)."""
+    named = point is not None or box is not None or bool(points)
+    return named or bool(str(prompt).strip() if prompt is not None else "")
+
+
+def _check_clicks(
+    points: Sequence[Sequence[float]] | None, labels: Sequence[int] | None, width: int, height: int
+) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    if not points:
+        if labels:
+            raise DisplacementError("target.labels needs target.points, one label per point")
+        return (), ()
+    clicks = tuple(_check_point(p, width, height) for p in points)
+    try:
+        marks = tuple(1 for _ in clicks) if labels is None else tuple(int(m) for m in labels)
+    except (TypeError, ValueError):
+        marks = ()
+    if len(marks) != len(clicks) or any(m not in (0, 1) for m in marks):
+        raise DisplacementError(
+            f"target.labels needs one 1 (on the object) or 0 (not) per point, got {list(marks)}"
+        )
+    return clicks, marks
 
 
 def _ignored(used: str, **others: object) -> None:

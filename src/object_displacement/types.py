@@ -28,22 +28,44 @@ Point = tuple[int, int]
 @dataclass(frozen=True)
 class Target:
     """What the user wants to move: a text prompt, a point or a box, or a prompt with one
-    of the two ("the backpack in this box"): the geometry localizes, the text decides."""
+    of the two ("the backpack in this box"): the geometry localizes, the text decides.
+
+    ``points`` with ``labels`` are clicks in SAM's format: label 1 is on the object, 0 is
+    not (a click that fixes a mask leaking onto the table). They stand alone or refine a
+    box.
+    """
 
     prompt: str | None = None
     point: Point | None = None
     box: Box | None = None
+    points: tuple[Point, ...] = ()
+    labels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.point is not None and self.box is not None:
             raise ValueError("a target holds a point or a box, not both")
-        if self.prompt is None and self.point is None and self.box is None:
-            raise ValueError("a target needs a prompt, a point or a box")
+        if self.point is not None and self.points:
+            raise ValueError("give one point as point, or several clicks as points, not both")
+        if len(self.labels) != len(self.points) or any(label not in (0, 1) for label in self.labels):
+            raise ValueError("points need one label each: 1 on the object, 0 off it")
+        if self.prompt is None and self.point is None and self.box is None and not self.positive:
+            raise ValueError("a target needs a prompt, a point, a box or a point on the object")
+
+    @property
+    def positive(self) -> tuple[Point, ...]:
+        """Every point on the object: ``point`` and the clicks labelled 1."""
+        clicks = tuple(p for p, label in zip(self.points, self.labels, strict=True) if label == 1)
+        return ((self.point,) if self.point is not None else ()) + clicks
+
+    @property
+    def negative(self) -> tuple[Point, ...]:
+        """The clicks labelled 0: pixels that are not the object."""
+        return tuple(p for p, label in zip(self.points, self.labels, strict=True) if label == 0)
 
     @property
     def kind(self) -> str:
-        """The cues it carries: ``prompt``, ``point``, ``box``, ``prompt+point``, ``prompt+box``."""
-        cues = [name for name in ("prompt", "point", "box") if getattr(self, name) is not None]
+        """The cues it carries: ``prompt``, ``point``, ``box``, ``points``, joined by ``+``."""
+        cues = [name for name in ("prompt", "point", "box", "points") if getattr(self, name)]
         return "+".join(cues)
 
 

@@ -26,7 +26,13 @@ from object_displacement.segmenters.mask_file import MaskFileSegmenter
 from object_displacement.task import build
 from object_displacement.types import Move, Target
 
-SCORES = ("mask_iou", "psnr_image", "ssim_image", "psnr_vacated", "ssim_vacated", "psnr_seam", "ssim_seam")
+SCORES = (
+    "mask_iou",
+    *(f"{kind}_{region}" for region in ("image", "vacated", "seam") for kind in ("psnr", "ssim", "gms")),
+    "texture_vacated",
+)
+RATIOS = ("texture_vacated",)
+"""Scores whose best is 1, either side: their mean is geometric, their worst the farthest from 1."""
 
 
 GHOST_STRENGTHS = (0.0, 0.1, 0.25, 0.5)
@@ -147,8 +153,7 @@ def summarize(rows: list[dict[str, Any]], peaks: dict[str, int]) -> list[dict[st
         entry: dict[str, Any] = {"configuration": name, "scenes": len(mine), "failed": len(mine) - len(done)}
         for key in SCORES:
             values = np.array([r[key] for r in done], dtype=np.float64)
-            entry[f"{key}_mean"] = round(float(values.mean()), 4) if values.size else float("nan")
-            entry[f"{key}_worst"] = round(float(values.min()), 4) if values.size else float("nan")
+            entry[f"{key}_mean"], entry[f"{key}_worst"] = _mean_and_worst(values, key in RATIOS)
         seconds = np.array([r["seconds_total"] for r in done], dtype=np.float64)
         entry["seconds_mean"] = round(float(seconds.mean()), 3) if seconds.size else float("nan")
         entry["seconds_worst"] = round(float(seconds.max()), 3) if seconds.size else float("nan")
@@ -161,13 +166,21 @@ def summarize(rows: list[dict[str, Any]], peaks: dict[str, int]) -> list[dict[st
     return summary
 
 
+def _mean_and_worst(values: np.ndarray, ratio: bool) -> tuple[float, float]:
+    if not values.size:
+        return float("nan"), float("nan")
+    if ratio:
+        logs = np.log(values)
+        return round(float(np.exp(logs.mean())), 4), round(float(values[np.argmax(np.abs(logs))]), 4)
+    return round(float(values.mean()), 4), round(float(values.min()), 4)
+
+
 def markdown(summary: list[dict[str, Any]]) -> str:
     """The summary as a markdown table: mean / worst for each score."""
-    head = (
-        "| configuration | mask IoU | PSNR image | SSIM image | PSNR vacated | SSIM vacated "
-        "| PSNR seam | SSIM seam | s per scene | peak MB | failed |"
-    )
-    lines = [head, "|" + " --- |" * 11]
+    names = {"mask": "mask", "iou": "IoU", "psnr": "PSNR", "ssim": "SSIM", "gms": "GMS"}
+    titles = [" ".join(names.get(word, word) for word in key.split("_")) for key in SCORES]
+    head = "| configuration | " + " | ".join(titles) + " | s per scene | peak MB | failed |"
+    lines = [head, "|" + " --- |" * (len(SCORES) + 4)]
     for e in summary:
         cells = [e["configuration"]]
         for key in SCORES:

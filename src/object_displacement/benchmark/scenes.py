@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from object_displacement.geometry import clip_box, place_object, shift
-from object_displacement.types import Box, Candidate, Image, Mask
+from object_displacement.types import Box, Candidate, Image, Mask, Move
 
 SIDES = (384, 512, 768, 1024)
 SIZES = (0.1, 0.2, 0.33)
@@ -51,9 +51,11 @@ class Scene:
     tags: dict[str, str | float] = field(default_factory=dict)
 
 
-def generate(count: int = 24, seed: int = 0, max_side: int = 1024) -> list[Scene]:
-    """``count`` scenes cycling through every size, motion, shape and background kind."""
-    return [make_scene(i, seed, max_side) for i in range(count)]
+def generate(count: int = 24, seed: int = 0, max_side: int = 1024, hard: bool = True) -> list[Scene]:
+    """``count`` scenes cycling through every size, motion, shape and background kind, then,
+    with ``hard``, one scene of each of ``HARD``."""
+    scenes = [make_scene(i, seed, max_side) for i in range(count)]
+    return scenes + ([make_hard_scene(kind, seed, max_side) for kind in HARD] if hard else [])
 
 
 def make_scene(index: int, seed: int = 0, max_side: int = 1024) -> Scene:
@@ -73,10 +75,60 @@ def make_scene(index: int, seed: int = 0, max_side: int = 1024) -> Scene:
     oh, ow = alpha.shape
     x, y = _place_a(motion, width, height, ow, oh, rng)
     dx, dy = _displacement(motion, x, y, width, height, ow, oh, rng, SCALES[index % len(SCALES)])
-
     scale = SCALES[index % len(SCALES)]
-    at_a = _canvas_alpha(alpha, x, y, width, height)
-    colour = _canvas_colour(texture, x, y, width, height)
+    name = f"{index:02d}-{shape}-{kind}-{motion}-{round(size * 100)}pct-{width}px-x{scale:g}"
+    tags = {"shape": shape, "background": kind, "smooth": str(smooth), "motion": motion, "size": size}
+    return _render(name, background, alpha, texture, (x, y), Move(dx, dy, scale), tags)
+
+
+FACE_BOX = (160, 20, 290, 190)
+"""The astronaut's face and hair (x0, y0, x1, y1) in scikit-image's 512 px photo."""
+HARD = ("face", "text", "courses", "tiles", "rim")
+"""Scenes built on the fills' known failures: a face or text elsewhere in the frame, which a
+fill must not copy into the hole, and structure (brick courses, a tile grid, a saucer's
+rim) crossing the hole, which a fill should continue rather than smear."""
+
+
+def make_hard_scene(kind: str, seed: int = 0, max_side: int = 1024) -> Scene:
+    """One scene of ``kind`` (one of ``HARD``), seeded like the others; the object moves
+    clear of its old place and never covers the face or the text."""
+    number = HARD.index(kind)
+    rng = np.random.default_rng([seed, 1000 + number])
+    side = min(max_side, 512 if kind == "face" else 640)
+    width, height = side, side if kind == "face" else round(side * 0.75)
+    background, centre, keep_out = _hard_background(kind, width, height, rng)
+    size = SIZES[1]
+    shape = SHAPES[number % len(SHAPES)]
+    alpha = _shape(shape, max(16, round(size * min(width, height))), rng)
+    texture = _object_texture(alpha.shape, rng)
+    oh, ow = alpha.shape
+    x = int(np.clip(round(centre[0] - ow / 2), 0, width - ow))
+    y = int(np.clip(round(centre[1] - oh / 2), 0, height - oh))
+    for _ in range(50):
+        dx, dy = _displacement("apart", x, y, width, height, ow, oh, rng)
+        moved = (x + dx, y - dy, x + dx + ow, y - dy + oh)
+        if keep_out is None or not _boxes_meet(moved, keep_out):
+            break
+    name = f"h{number}-{kind}-{shape}-apart-{round(size * 100)}pct-{width}px-x1"
+    tags = {"shape": shape, "background": kind, "smooth": "False", "motion": "apart", "size": size}
+    return _render(name, background, alpha, texture, (x, y), Move(dx, dy, 1.0), tags | {"hard": kind})
+
+
+def _render(
+    name: str,
+    background: Image,
+    alpha: np.ndarray,
+    texture: Image,
+    at: tuple[int, int],
+    move: Move,
+    tags: dict[str, str | float],
+) -> Scene:
+    """The scene of ``alpha``/``texture`` placed with its top-left at ``at`` over
+    ``background`` and moved by ``move``: the input, the truth and their masks."""
+    height, width = background.shape[:2]
+    dx, dy, scale = int(move.dx), int(move.dy), float(move.scale)
+    at_a = _canvas_alpha(alpha, *at, width, height)
+    colour = _canvas_colour(texture, *at, width, height)
     if scale == 1.0:
         at_b, colour_b = shift(at_a, dx, dy), shift(colour, dx, dy)
     else:  # rendered at the new scale about the centre, as the pipeline is asked to
@@ -90,10 +142,60 @@ def make_scene(index: int, seed: int = 0, max_side: int = 1024) -> Scene:
     x0, y0, x1, y1 = Candidate(mask).bbox
     margin = max(2, round(0.04 * max(x1 - x0, y1 - y0)))
     box = clip_box((x0 - margin, y0 - margin, x1 + margin, y1 + margin), width, height)
-    name = f"{index:02d}-{shape}-{kind}-{motion}-{round(size * 100)}pct-{width}px-x{scale:g}"
-    tags = {"shape": shape, "background": kind, "smooth": str(smooth), "motion": motion, "size": size}
-    tags |= {"side": float(width), "scale": scale}
+    tags = tags | {"side": float(width), "scale": scale}
     return Scene(name, source, truth, mask, at_a > 0, at_b >= 0.5, at_b > 0, scale, dx, dy, box, tags)
+
+
+def _boxes_meet(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _hard_background(
+    kind: str, width: int, height: int, rng: np.random.Generator
+) -> tuple[Image, tuple[float, float], Box | None]:
+    """The background of a hard scene, the centre of the object's old place on it and the
+    box the moved object must keep out of (the face, the text), if any."""
+    from skimage import data
+
+    if kind == "face":  # the astronaut: the object stands on the wall between face and shuttle
+        k = width / 512
+        photo = cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_AREA)
+        centre = (k * rng.uniform(345, 355), k * rng.uniform(60, 90))
+        x0, y0, x1, y1 = (round(v * k) for v in FACE_BOX)
+        return photo, centre, (x0, y0, x1, y1)
+    if kind == "text":  # a lit wall with a few lines of print above the object
+        wall = _background("wall", width, height, rng)
+        ink = tuple(int(v) for v in rng.uniform(0, 60, size=3))
+        font_scale, lines = width / 640 * 1.1, ("OPEN DAILY 9-17", "NO PARKING", "Room 204 ->")
+        top = round(height * 0.08)
+        for i, line in enumerate(lines):
+            origin = (round(width * rng.uniform(0.05, 0.25)), top + round((i + 1) * 40 * width / 640))
+            cv2.putText(wall, line, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink, 2, cv2.LINE_AA)
+        centre = (width * rng.uniform(0.3, 0.7), height * rng.uniform(0.68, 0.75))
+        return wall, centre, (0, 0, width, round(height * 0.5))
+    if kind == "courses":  # brick courses across the whole frame
+        return _background("brick", width, height, rng), (width * 0.5, height * 0.5), None
+    if kind == "tiles":  # square tiles with dark grout lines every ``step`` px
+        tiles = _background("sky", width, height, rng)
+        step = round(rng.uniform(0.05, 0.07) * width)
+        grout = tuple(int(v) for v in rng.uniform(20, 70, size=3))
+        thickness = max(2, round(width / 256))
+        for offset in range(round(rng.uniform(0, step)), max(width, height), step):
+            cv2.line(tiles, (offset, 0), (offset, height), grout, thickness)
+            cv2.line(tiles, (0, offset), (width, offset), grout, thickness)
+        return tiles, (width * rng.uniform(0.4, 0.6), height * rng.uniform(0.4, 0.6)), None
+    # the rim: a saucer, a pale ellipse with a darker rim, on a wall; the object sits on the rim
+    saucer = _background("wall", width, height, rng)
+    axes = (round(width * rng.uniform(0.28, 0.34)), round(height * rng.uniform(0.24, 0.3)))
+    middle = (width // 2, height // 2)
+    face, rim = rng.uniform(170, 240, size=3), rng.uniform(60, 140, size=3)
+    cv2.ellipse(saucer, middle, axes, 0, 0, 360, tuple(float(v) for v in face), -1, cv2.LINE_AA)
+    cv2.ellipse(
+        saucer, middle, axes, 0, 0, 360, tuple(float(v) for v in rim), max(4, width // 80), cv2.LINE_AA
+    )
+    angle = rng.uniform(0, 2 * math.pi)
+    centre = (middle[0] + axes[0] * math.cos(angle), middle[1] + axes[1] * math.sin(angle))
+    return saucer, centre, None
 
 
 def _background(kind: str, width: int, height: int, rng: np.random.Generator) -> Image:

@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 
 from object_displacement.errors import DisplacementError
+from object_displacement.geometry import resize_mask
 from object_displacement.runtime import UsesDevice
 from object_displacement.segmenters.base import Segmenter
-from object_displacement.types import Candidate, Image, Mask, Target
+from object_displacement.types import Candidate, Image, Target
 from object_displacement.weights import load_checkpoint, load_once, local_file
 
 ENCODERS: dict[str, dict[str, Any]] = {
@@ -35,7 +36,7 @@ class SamSegmenter(Segmenter, UsesDevice):
     """Propose objects with SAM.
 
     A text-only target runs the automatic mask generator (a grid of point prompts) and
-    leaves the choice to the selector; a point or a box runs the predictor once: one
+    leaves the choice to the selector; a point, clicks or a box run the predictor once: one
     image embedding, ``multimask`` masks, far cheaper. The embedding of the last image is
     kept, so several prompts on one photo encode it once.
 
@@ -138,7 +139,7 @@ class SamSegmenter(Segmenter, UsesDevice):
         import torch
 
         with torch.inference_mode():  # the predictor applies Fabric's autocast to the encoder alone
-            if target.point is None and target.box is None:
+            if target.box is None and not target.positive:
                 return self._automatic(image)
             return self._prompted(image, target)
 
@@ -154,7 +155,7 @@ class SamSegmenter(Segmenter, UsesDevice):
         records.sort(key=lambda r: r["predicted_iou"], reverse=True)
         return [
             Candidate(
-                mask=upsample_mask(r["segmentation"], width, height),
+                mask=resize_mask(r["segmentation"], width, height),
                 score=float(r["predicted_iou"]),
                 source="sam",
             )
@@ -163,13 +164,13 @@ class SamSegmenter(Segmenter, UsesDevice):
 
     def _prompted(self, image: Image, target: Target) -> list[Candidate]:
         predictor = self._predictor_for(image)
-        if target.point is not None:
-            prompt = {
-                "point_coords": np.array([target.point], dtype=np.float32),
-                "point_labels": np.array([1]),
-            }
-        else:
-            prompt = {"box": np.array(target.box, dtype=np.float32)}
+        prompt: dict[str, Any] = {}
+        clicks = [*target.positive, *target.negative]
+        if clicks:  # SAM's format: label 1 on the object, 0 off it
+            prompt["point_coords"] = np.array(clicks, dtype=np.float32)
+            prompt["point_labels"] = np.array([1] * len(target.positive) + [0] * len(target.negative))
+        if target.box is not None:
+            prompt["box"] = np.array(target.box, dtype=np.float32)
         # the single-mask output is SAM's answer to an unambiguous prompt; the three
         # multimask outputs cover the whole/part/sub-part readings of an ambiguous one
         outputs = [("sam-single", predictor.predict(**prompt, multimask_output=False))]
@@ -203,15 +204,6 @@ def shrink_to(image: Image, side: int) -> Image:
         return image
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def upsample_mask(mask: np.ndarray, width: int, height: int) -> Mask:
-    """A mask brought to ``width`` x ``height``: bilinear coverage thresholded at one half,
-    so edges follow the low-resolution contour smoothly instead of in blocks."""
-    if mask.shape == (height, width):
-        return mask.astype(bool)
-    coverage = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    return coverage >= 0.5
 
 
 def _hashable(settings: dict[str, Any]) -> list[tuple[str, Any]]:

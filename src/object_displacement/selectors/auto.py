@@ -24,10 +24,10 @@ class AutoSelector(Selector):
     def select(self, image: Image, candidates: list[Candidate], target: Target) -> list[Candidate]:
         if target.prompt is not None and self.by_kind["prompt"] is not None:
             kind = "prompt"
-        elif target.point is not None:
-            kind = "point"
         elif target.box is not None:
             kind = "box"
+        elif target.positive:
+            kind = "point"
         else:
             raise DisplacementError(
                 f"a text target ('{target.prompt}') needs the CLIP selector: add selector=clip"
