@@ -3,8 +3,9 @@
     python scripts/bench.py                 # every case, a table at the end
     python scripts/bench.py sam-prompted    # one case
 
-Model cases use random weights of the real architectures (SAM vit_b, CLIP ViT-B-32):
-they cost the same compute as the released ones and need no download. Each case runs in
+Model cases use random weights of the real architectures (SAM vit_b, CLIP ViT-B-32),
+saved in the released layouts and loaded through the project's loaders: they cost the
+same compute as the released ones and need no download. Each case runs in
 a fresh process, so its peak memory (max RSS) is its own. Timings include no model load.
 """
 
@@ -71,6 +72,25 @@ def candidates(count: int = 64) -> list:
     return out
 
 
+def save_clip_vit_b_32(folder: Path) -> Path:
+    """A random ViT-B-32 in the layout of laion's hub repos: open_clip_config.json + safetensors."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
+    normalize = preprocess.transforms[-1]
+    config = {
+        "model_cfg": open_clip.get_model_config("ViT-B-32"),
+        "preprocess_cfg": {"mean": list(normalize.mean), "std": list(normalize.std)},
+    }
+    folder.mkdir(parents=True)
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, folder / "open_clip_model.safetensors"
+    )
+    return folder
+
+
 def run_case(name: str) -> dict:
     """Set up, then time the one stage the case measures."""
     from object_displacement.types import Target
@@ -111,7 +131,10 @@ def run_case(name: str) -> dict:
         from object_displacement.selectors.clip import ClipSelector
 
         batch = 256 if name == "clip-batched" else 1
-        sel = ClipSelector(pretrained=None, min_score=-1.0, batch_size=batch)
+        # saved by another process, so this one's peak memory is the selector's alone
+        folder = Path(tempfile.mkdtemp()) / "clip_vit_b_32_random"
+        subprocess.run([sys.executable, __file__, "--save-clip", str(folder)], check=True)
+        sel = ClipSelector(model=f"local-dir:{folder}", min_score=-1.0, batch_size=batch)
         sel.model()
         cands = candidates()
         stage = "select"
@@ -185,6 +208,9 @@ def run_edit_case(name: str) -> dict:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
         print(json.dumps(run_case(argv[1])))
+        return 0
+    if argv[:1] == ["--save-clip"]:
+        save_clip_vit_b_32(Path(argv[1]))
         return 0
     names = argv or list(CASES)
     unknown = [n for n in names if n not in CASES]

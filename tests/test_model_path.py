@@ -30,6 +30,7 @@ from object_displacement.runtime import make_fabric
 from object_displacement.segmenters.mask_file import MaskFileSegmenter
 from object_displacement.segmenters.sam import SamSegmenter
 from object_displacement.selectors.box import BoxSelector
+from object_displacement.selectors.clip import ClipSelector
 from object_displacement.types import Move, Target
 from tests.conftest import ROOT
 from tests.tiny_models import SAM_ENCODER, overflow_in_fp16, save_sd_inpaint
@@ -125,6 +126,7 @@ import cv2
 from skimage import data
 from object_displacement.benchmark.memory import peak_rss_mb
 from object_displacement.segmenters.sam import SamSegmenter
+from object_displacement.selectors.clip import ClipSelector
 from object_displacement.types import Target
 photo = cv2.resize(data.coffee(), (4000, 3000), interpolation=cv2.INTER_CUBIC)
 seg = SamSegmenter(checkpoint=sys.argv[1], encoder=json.loads(sys.argv[2]), points_per_side=4,
@@ -376,3 +378,30 @@ def test_sam_takes_positive_and_negative_clicks_with_a_box(tiny_models):
     assert not all(np.array_equal(a.mask, b.mask) for a, b in zip(box_only, clicked, strict=True))
     # a negative click alone names no object: it is not a prompt for SAM's predictor
     assert segmenter.propose(COFFEE, Target(prompt="cup", points=((10, 10),), labels=(0,)))
+
+
+@pytest.mark.parametrize(
+    "component",
+    [
+        lambda tmp: SamSegmenter(checkpoint=str(tmp / "sam_vit_b.pth")),
+        lambda tmp: ClipSelector(model="ViT-B-32", pretrained="laion2b_s34b_b79k"),
+        lambda tmp: ClipSelector(model=f"local-dir:{tmp}"),
+        lambda tmp: DiffusionInpainter("diffusers/stable-diffusion-xl-1.0-inpainting-0.1"),
+        lambda tmp: DiffusionInpainter(str(tmp / "sdxl")),
+    ],
+    ids=["sam", "clip-hub", "clip-folder", "sdxl-hub", "sdxl-folder"],
+)
+def test_every_model_component_checks_its_weights_without_loading(component, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from object_displacement.weights import WeightsMissing
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(WeightsMissing, match="make weights"):
+        component(tmp_path).check_weights()
+
+
+def test_weights_that_are_there_pass_the_check(tiny_models):
+    SamSegmenter(checkpoint=str(tiny_models["sam"])).check_weights()
+    ClipSelector(model=f"local-dir:{tiny_models['clip']}").check_weights()
+    DiffusionInpainter(str(tiny_models["sdxl"])).check_weights()

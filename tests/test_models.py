@@ -8,7 +8,7 @@ from skimage import data
 from object_displacement import weights
 from object_displacement.errors import DisplacementError
 from object_displacement.inpainters.diffusion import DiffusionInpainter
-from object_displacement.runtime import make_fabric
+from object_displacement.runtime import make_fabric, sweep_device, sweep_job_number
 from object_displacement.segmenters.sam import SamSegmenter
 from object_displacement.selectors.clip import ClipSelector, contained_first
 from object_displacement.task import build_pipeline
@@ -94,7 +94,9 @@ def test_containment_rule_picks_the_inner_object():
 
 def test_clip_selector_applies_the_containment_rule(tiny_models):
     cup, table = square(250, 100, 350, 200), square(100, 50, 550, 350)
-    ranked = clip(tiny_models, containment_margin=2.0).select(COFFEE, [table, cup], Target(prompt="cup"))
+    # random weights cannot tell a table from a cup: part_margin -2 makes every outer a container
+    forced = {"containment_margin": 2.0, "part_margin": -2.0}
+    ranked = clip(tiny_models, **forced).select(COFFEE, [table, cup], Target(prompt="cup"))
     assert ranked[0].bbox == cup.bbox
 
 
@@ -138,6 +140,49 @@ def test_fabric_places_model_components_on_the_cpu_in_fp32(tiny_models):
     assert pipeline.segmenter.device.type == "cpu" and pipeline.segmenter.dtype == torch.float32
     assert pipeline.inpainter.fabric is pipeline.selector.fabric is not None
     assert make_fabric(accelerator="cpu").device.type == "cpu"
+
+
+@pytest.mark.parametrize("devices", [2, -1, "auto", [0, 1]])
+def test_fabric_refuses_several_devices_for_one_edit(devices):
+    with pytest.raises(DisplacementError, match=r"one edit runs on one device.*hydra/launcher=parallel"):
+        make_fabric(accelerator="cpu", devices=devices)
+
+
+@pytest.mark.slow
+def test_several_devices_are_one_line_from_the_command_line(tiny_models, tmp_path):
+    from tests.test_cli_models import displace
+
+    proc = displace(*overrides(tiny_models), "fabric.devices=2", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: fabric.devices=2: one edit runs on one device")
+
+
+def test_parallel_sweep_jobs_take_the_gpus_in_turn():
+    assert [sweep_device(k, 4) for k in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert sweep_device(5, 1) is None and sweep_device(None, 4) is None  # one GPU; not a sweep
+
+
+@pytest.mark.parametrize(("launcher", "number"), [("parallel", 5), ("basic", None)])
+def test_the_sweep_job_number_comes_from_hydra(launcher, number):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    from tests.conftest import CONF
+
+    assert sweep_job_number() is None  # not under Hydra
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("displace", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode, cfg.hydra.job.num = RunMode.MULTIRUN, 5
+    HydraConfig.instance().set_config(cfg)
+    try:
+        # the basic launcher runs the jobs one after another in one process: one device
+        assert sweep_job_number() == number
+    finally:
+        HydraConfig.instance().cfg = None
 
 
 def test_every_model_option_instantiates_without_loading_weights():

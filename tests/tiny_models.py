@@ -16,6 +16,20 @@ CLIP_CONFIG = {
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
+SIGLIP_CONFIG = {
+    "embed_dim": 64,  # test_vit's width: SigLIP's image tower has no projection
+    "init_logit_bias": -10,
+    "custom_text": True,
+    # a timm vision tower, as SigLIP's: no ``visual.conv1``; test_vit is timm's 0.4M-parameter ViT
+    "vision_cfg": {
+        "image_size": 160,
+        "timm_model_name": "test_vit",
+        "timm_model_pretrained": False,
+        "timm_pool": "map",
+        "timm_proj": "none",
+    },
+    "text_cfg": CLIP_CONFIG["text_cfg"] | {"no_causal_mask": True, "proj_bias": True, "pool_type": "last"},
+}
 
 
 def save_sam(path: Path) -> Path:
@@ -34,17 +48,22 @@ def save_sam(path: Path) -> Path:
     return path
 
 
-def save_clip(folder: Path) -> Path:
-    """An open_clip model folder (``open_clip_config.json`` + safetensors), as on the hub."""
+def save_clip(folder: Path, model_cfg: dict | None = None) -> Path:
+    """An open_clip model folder (``open_clip_config.json`` + safetensors), as on the hub.
+
+    ``model_cfg`` is an open_clip model config (``CLIP_CONFIG`` by default, ``SIGLIP_CONFIG``,
+    or a released one from ``open_clip.get_model_config``)."""
     import torch
-    from open_clip.model import CLIP
+    from open_clip.model import CLIP, CustomTextCLIP
     from safetensors.torch import save_file
 
+    model_cfg = model_cfg or CLIP_CONFIG
     torch.manual_seed(0)
-    model = CLIP(**CLIP_CONFIG)
+    settings = {k: v for k, v in model_cfg.items() if k != "custom_text"}
+    model = (CustomTextCLIP if model_cfg.get("custom_text") else CLIP)(**settings)
     folder.mkdir(parents=True, exist_ok=True)
     config = {
-        "model_cfg": CLIP_CONFIG,
+        "model_cfg": model_cfg,
         "preprocess_cfg": {
             "mean": [0.48145466, 0.4578275, 0.40821073],
             "std": [0.26862954, 0.26130258, 0.27577711],

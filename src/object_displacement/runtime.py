@@ -10,8 +10,10 @@ import contextlib
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+
+from object_displacement.errors import DisplacementError
 
 if TYPE_CHECKING:
     import torch
@@ -20,17 +22,60 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def make_fabric(accelerator: str = "auto", devices: int = 1, precision: str = "auto") -> Fabric:
-    """A single-device Fabric; ``precision: auto`` is fp16 on CUDA and fp32 on CPU."""
+def make_fabric(accelerator: str = "auto", devices: Any = 1, precision: str = "auto") -> Fabric:
+    """A single-device Fabric; ``precision: auto`` is fp16 on CUDA and fp32 on CPU.
+
+    One edit runs on one device: ``devices`` other than 1 (or one index, ``[2]``) is
+    refused. Several GPUs serve a parallel sweep instead: on a machine with N of them,
+    sweep job k runs on ``cuda:(k mod N)``.
+    """
     import torch
     from lightning_fabric import Fabric
 
+    one_index = isinstance(devices, Sequence) and not isinstance(devices, str) and len(devices) == 1
+    if devices not in (1, "1") and not one_index:
+        raise DisplacementError(
+            f"fabric.devices={devices}: one edit runs on one device. To use several GPUs, run a "
+            "parallel sweep (`-m hydra/launcher=parallel ...`): sweep job k runs on GPU k mod N"
+        )
     cuda = torch.cuda.is_available() and accelerator in ("auto", "cuda", "gpu")
     if precision == "auto":
         precision = "16-mixed" if cuda else "32-true"
+    index = sweep_device(sweep_job_number(), torch.cuda.device_count()) if cuda else None
+    if one_index:
+        devices = [int(devices[0])]  # the user's choice of GPU
+    elif index is not None:
+        devices = [index]
     fabric = Fabric(accelerator=accelerator, devices=devices, precision=precision)
     log.info("fabric: %s, precision %s", fabric.device, precision)
     return fabric
+
+
+def sweep_device(job_number: int | None, device_count: int) -> int | None:
+    """The CUDA index for parallel sweep job ``job_number``: jobs take the GPUs in turn.
+
+    None (Fabric's default device) outside a parallel sweep or with fewer than two GPUs.
+    """
+    if job_number is None or device_count < 2:
+        return None
+    return job_number % device_count
+
+
+def sweep_job_number() -> int | None:
+    """``hydra.job.num`` of a multirun job whose launcher runs jobs side by side.
+
+    Hydra's basic launcher runs them one after another in this process: they share one
+    device, and the models loaded on it.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN or "BasicLauncher" in str(hydra.launcher.get("_target_", "")):
+        return None
+    return int(hydra.job.num)
 
 
 class UsesDevice:
