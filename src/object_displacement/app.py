@@ -355,6 +355,7 @@ def build_app(overrides: Sequence[str] = ()) -> gr.Blocks:
                 mode = gr.Radio(
                     list(MODES), value="object", label="a click on the photo means", elem_id="mode"
                 )
+                compare = gr.ImageSlider(label="before / after", type="numpy", format="png", elem_id="result")
             with gr.Column(scale=2):
                 with gr.Row():
                     upload = gr.File(
@@ -378,9 +379,6 @@ def build_app(overrides: Sequence[str] = ()) -> gr.Blocks:
                     ]
                 move_button = gr.Button("Move", variant="primary", elem_id="move")
                 cli = gr.Textbox(label="the same edit on the command line", elem_id="command", lines=2)
-        with gr.Row():
-            compare = gr.ImageSlider(label="before / after", type="numpy", format="png", elem_id="result")
-            with gr.Column():
                 report = gr.Markdown(elem_id="report")
                 downloads = gr.File(
                     label="downloads (full resolution)", file_count="multiple", elem_id="downloads"
