@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := HF_HUB_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format clean weights bench bench-quality
+.PHONY: help setup demo app browser test test-fast lint format clean weights bench bench-quality
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -16,13 +16,25 @@ setup: $(STAMP) ## create .venv with the pinned dependencies (torch from constra
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,app]"
 	touch $(STAMP)
 
 demo: setup ## move the rocket in scikit-image's photo; results land in outputs/runs/
 	$(BIN)/python scripts/displace.py
 
-test: setup ## run every test, offline
+# The web app: `make app PORT=8000 ARGS="segmenter=sam inpainter=sdxl"` (ARGS: Hydra overrides).
+PORT ?= 7860
+ARGS ?=
+app: setup ## the web app on http://127.0.0.1:7860 (PORT=..., ARGS="segmenter=sam ..."); offline by default
+	GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m object_displacement.app --port $(PORT) $(ARGS)
+
+# Debian's Chromium and its driver, for the browser test; quick when they are there already.
+browser: ## install headless Chromium for the browser test (apt-get; needs root)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+test: setup ## run every test, offline (installs Chromium for the browser test if it can)
+	@$(MAKE) --no-print-directory browser || echo "warning: no Chromium: the browser test will be skipped"
 	$(TEST_ENV) $(BIN)/python -m pytest
 
 test-fast: setup ## the tests without the end-to-end CLI runs

@@ -169,3 +169,19 @@ class BelowLevel(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno < self.level
+
+
+def main() -> None:
+    """The ``displace`` command (``pip install .`` puts it on PATH; ``scripts/displace.py``
+    calls it): the Hydra app on the packaged or the repository's configs."""
+    import hydra
+
+    from object_displacement.config import CONFIG_NAME, config_dir
+    from object_displacement.task import run_job
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=CONFIG_NAME)
+    @exit_on_user_error
+    def displace(cfg: DictConfig) -> None:
+        run_job(cfg)
+
+    guard(displace)

@@ -122,6 +122,25 @@ def to_rgb(pil: PILImage.Image) -> Image:
     return np.ascontiguousarray(np.asarray(pil.convert("RGB"), dtype=np.uint8))
 
 
+def as_image(picture: Any) -> Image:
+    """A Pillow image or an array (HxWx3 RGB, HxWx4 RGBA, HxW gray; uint8) as our RGB image.
+
+    What a notebook hands over: the same normalisation a file gets, no guess at the range of
+    other dtypes (a float image may be 0..1 or 0..255)."""
+    if isinstance(picture, PILImage.Image):
+        return to_rgb(ImageOps.exif_transpose(picture))
+    array = np.asarray(picture)
+    if array.dtype != np.uint8:
+        raise DisplacementError(f"an image array must be uint8 (0..255), got {array.dtype}")
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) < 1:
+        raise DisplacementError(f"an image array must be HxWx3 RGB (or HxWx4, HxW), got shape {array.shape}")
+    if array.shape[2] == 4:
+        return to_rgb(PILImage.fromarray(array, mode="RGBA"))
+    return np.ascontiguousarray(array)
+
+
 def _read_sample(name: str) -> Image:
     from skimage import data
 

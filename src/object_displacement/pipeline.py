@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from object_displacement.cache import StageCache
 from object_displacement.compositors.base import Compositor
@@ -43,6 +43,9 @@ class Pipeline:
         self.inpainter = inpainter
         self.cache = cache or StageCache(None)
         self.ghost_check = ghost_check or GhostCheck(max_attempts=1)
+        self.config: Any = None
+        """The composed config it was built from (set by ``build_pipeline``): the API and the
+        app read the settings of an edit (``anchor``, ``max_megapixels``) from it."""
 
     def components(self) -> list[object]:
         """The stages' components, including those nested in a selector that dispatches."""

@@ -39,7 +39,7 @@ from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
 from object_displacement.selectors.clip import ClipSelector
 from object_displacement.targets import has_target, make_target
-from object_displacement.types import Move, Result, Target
+from object_displacement.types import Image, Move, Result, Target
 from object_displacement.visualize import run_images
 from object_displacement.weights import check_weights
 
@@ -147,6 +147,7 @@ def build_pipeline(cfg: DictConfig) -> Pipeline:
         plain(cfg.selector, resolve=True),
         code=(pipeline.segmenter, pipeline.selector),
     )
+    pipeline.config = cfg
     models = [c for c in pipeline.components() if isinstance(c, UsesDevice)]
     if models:
         fabric = make_fabric(**cfg.fabric)
@@ -251,24 +252,37 @@ def run_edit(
         check_can_write(out_path)
     check_can_write(Path(out_dir) / "metrics.json")
 
-    # 2. Read the image and place the target on it
+    # 2. Read the image, then edit it as every entry point does
     image = read_image(image_source, max_megapixels=max_megapixels)
-    checked = target_for(pipeline, image, target)
-    if warn_prompt:
-        warn_unread_prompt(pipeline, checked)
+    metrics, result = edit(pipeline, image, str(image_source), target, move, warn_prompt)
 
-    # 3. Run the stages, then score what they made
-    hits_before = len(pipeline.cache.hits)
-    result = pipeline(image, checked, move)
-    metrics = {"image": str(image_source), **result.metrics()}
-    metrics["cache_hits"] = pipeline.cache.hits[hits_before:]
-    metrics["quality"] = evaluate(result, scorer=text_scorer(pipeline))
-
-    # 4. Write everything whole; metrics.json last, as the mark of a complete run
+    # 3. Write everything whole; metrics.json last, as the mark of a complete run
     images = run_images(result)
     final = result.output if result.output is not None else result.mask
     save_artifacts(images, metrics, out_dir, before_metrics=lambda: _write_output(out_path, final))
     return metrics, result, images
+
+
+def edit(
+    pipeline: Pipeline,
+    image: Image,
+    source: str,
+    target: dict[str, Any],
+    move: Move,
+    warn_prompt: bool = True,
+) -> tuple[dict[str, Any], Result]:
+    """One edit of an image in memory: place the target on it, run the stages, score what
+    they made. The CLI, the API and the app all call this, so one setting gives one result
+    whichever entry point started it; nothing is written."""
+    checked = target_for(pipeline, image, target)
+    if warn_prompt:
+        warn_unread_prompt(pipeline, checked)
+    hits_before = len(pipeline.cache.hits)
+    result = pipeline(image, checked, move)
+    metrics = {"image": source, **result.metrics()}
+    metrics["cache_hits"] = pipeline.cache.hits[hits_before:]
+    metrics["quality"] = evaluate(result, scorer=text_scorer(pipeline))
+    return metrics, result
 
 
 def _write_output(path: Path | None, array: Any) -> None:
@@ -352,6 +366,11 @@ MODEL_GROUPS = ("segmenter", "selector", "inpainter")
 """The config groups whose components may load weights."""
 
 
+def check_model_weights(cfg: DictConfig) -> None:
+    """Missing weights of the configured models: one line now, before anything starts."""
+    check_weights([build(cfg[group], object) for group in MODEL_GROUPS])
+
+
 def run_job(cfg: DictConfig) -> Any:
     """The entry point's task: a dataset run or one displacement, with the logger always
     finished, also when the job fails, so no W&B run is left open."""
@@ -362,7 +381,7 @@ def run_job(cfg: DictConfig) -> Any:
         record_config(cfg)
         check_outputs(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
-    check_weights([build(cfg[group], object) for group in MODEL_GROUPS])  # in seconds, before W&B
+    check_model_weights(cfg)  # in seconds, before W&B
     with logged_run(build(cfg.logger, RunLogger), config) as logger:  # type: ignore[arg-type]
         return run_dataset(cfg, logger) if cfg.get("dataset") else displace(cfg, logger)
 
