@@ -1,8 +1,8 @@
 """Where the Hydra configs live, and composing them outside a Hydra run (API, app, tests).
 
-``conf/`` at the top of the repository is the source. A source checkout or an editable
-install reads it there; a built wheel carries a copy inside the package (``setup.py`` copies
-it at build time), so ``pip install .`` gives a ``displace`` command that finds its configs.
+``conf/`` at the top of the repository is the source. The package's ``conf`` is a link to
+it, so a checkout or an editable install reads it there, and a built wheel carries the files
+themselves (package data): ``pip install .`` gives a ``displace`` command that finds them.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def config_dir() -> Path:
-    """The repository's ``conf/`` when running from a checkout, else the packaged copy."""
-    for candidate in (PACKAGE_DIR.parents[1] / "conf", PACKAGE_DIR / "conf"):
-        if (candidate / f"{CONFIG_NAME}.yaml").is_file():
-            return candidate
-    raise RuntimeError(f"no {CONFIG_NAME}.yaml beside {PACKAGE_DIR}: the package was built without conf/")
+    """The package's ``conf`` (in a checkout, the link to the repository's ``conf/``)."""
+    candidate = PACKAGE_DIR / "conf"
+    if not (candidate / f"{CONFIG_NAME}.yaml").is_file():
+        raise RuntimeError(f"no {CONFIG_NAME}.yaml in {candidate}: the package was built without conf/")
+    return candidate
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
