@@ -114,3 +114,15 @@ def test_patchmatch_copies_from_no_other_hole_and_no_avoided_pixel():
         (x0, y0, x1, y1), source = inpainter.source_box(part, mask | avoid)
         assert not (source & (mask | avoid)[y0:y1, x0:x1]).any()
         assert source.any()
+
+
+@pytest.mark.parametrize("band", [0.06, None])
+def test_patchmatch_takes_the_subject_as_every_inpainter_does(band):
+    # the ghost check passes the target's prompt to every backend (issue 9); PatchMatch ignores it
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+
+    image = noisy_photo(80, 100)
+    mask = np.zeros((80, 100), dtype=bool)
+    mask[30:50, 40:60] = True
+    inpainter = PatchMatchInpainter(source_band=band)
+    np.testing.assert_array_equal(inpainter.inpaint(image, mask, None, "cup"), inpainter.inpaint(image, mask))
