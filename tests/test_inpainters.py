@@ -126,3 +126,25 @@ def test_patchmatch_takes_the_subject_as_every_inpainter_does(band):
     mask[30:50, 40:60] = True
     inpainter = PatchMatchInpainter(source_band=band)
     np.testing.assert_array_equal(inpainter.inpaint(image, mask, None, "cup"), inpainter.inpaint(image, mask))
+
+
+def test_patchmatch_fills_a_large_crop_at_its_working_resolution(monkeypatch):
+    # a vacated region of a 12 MP photo needs no 12 MP of iterations; the fill stays right
+    import patchmatch
+
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+
+    seen: list[int] = []
+    real = patchmatch.inpaint
+
+    def recording(image, *args, **kwargs):
+        seen.append(image.shape[0] * image.shape[1])
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(patchmatch, "inpaint", recording)
+    image, hole = wood_and_red_disk()
+    out = PatchMatchInpainter(work_pixels=6000).inpaint(image, hole)
+    assert seen and max(seen) <= 6000
+    filled = out[hole].astype(int)
+    assert ((filled[:, 0] > 140) & (filled[:, 1] < 80)).mean() > 0.98  # red, not wood
+    np.testing.assert_array_equal(out[~hole], image[~hole])
