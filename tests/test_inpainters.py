@@ -143,8 +143,18 @@ def test_patchmatch_fills_a_large_crop_at_its_working_resolution(monkeypatch):
 
     monkeypatch.setattr(patchmatch, "inpaint", recording)
     image, hole = wood_and_red_disk()
-    out = PatchMatchInpainter(work_pixels=6000).inpaint(image, hole)
+    out = PatchMatchInpainter(work_pixels=6000, min_work_scale=0.1).inpaint(image, hole)
     assert seen and max(seen) <= 6000
     filled = out[hole].astype(int)
     assert ((filled[:, 0] > 140) & (filled[:, 1] < 80)).mean() > 0.98  # red, not wood
     np.testing.assert_array_equal(out[~hole], image[~hole])
+
+
+def test_patchmatch_working_resolution_is_never_coarser_than_its_floor():
+    # at 0.21x a 12 MP astronaut's wall was filled with a strand of her hair; at 0.5x it was not
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+
+    inpainter = PatchMatchInpainter(work_pixels=200_000, min_work_scale=0.5)
+    assert inpainter.work_factor(4_400_000) == 0.5
+    assert inpainter.work_factor(383_000) == pytest.approx(0.7226, abs=1e-3)
+    assert inpainter.work_factor(150_000) == 1.0
