@@ -114,3 +114,47 @@ def test_patchmatch_copies_from_no_other_hole_and_no_avoided_pixel():
         (x0, y0, x1, y1), source = inpainter.source_box(part, mask | avoid)
         assert not (source & (mask | avoid)[y0:y1, x0:x1]).any()
         assert source.any()
+
+
+@pytest.mark.parametrize("band", [0.06, None])
+def test_patchmatch_takes_the_subject_as_every_inpainter_does(band):
+    # the ghost check passes the target's prompt to every backend (issue 9); PatchMatch ignores it
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+
+    image = noisy_photo(80, 100)
+    mask = np.zeros((80, 100), dtype=bool)
+    mask[30:50, 40:60] = True
+    inpainter = PatchMatchInpainter(source_band=band)
+    np.testing.assert_array_equal(inpainter.inpaint(image, mask, None, "cup"), inpainter.inpaint(image, mask))
+
+
+def test_patchmatch_fills_a_large_crop_at_its_working_resolution(monkeypatch):
+    # a vacated region of a 12 MP photo needs no 12 MP of iterations; the fill stays right
+    import patchmatch
+
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+
+    seen: list[int] = []
+    real = patchmatch.inpaint
+
+    def recording(image, *args, **kwargs):
+        seen.append(image.shape[0] * image.shape[1])
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(patchmatch, "inpaint", recording)
+    image, hole = wood_and_red_disk()
+    out = PatchMatchInpainter(work_pixels=6000, min_work_scale=0.1).inpaint(image, hole)
+    assert seen and max(seen) <= 6000
+    filled = out[hole].astype(int)
+    assert ((filled[:, 0] > 140) & (filled[:, 1] < 80)).mean() > 0.98  # red, not wood
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+
+
+def test_patchmatch_working_resolution_is_never_coarser_than_its_floor():
+    # at 0.21x a 12 MP astronaut's wall was filled with a strand of her hair; at 0.5x it was not
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+
+    inpainter = PatchMatchInpainter(work_pixels=200_000, min_work_scale=0.5)
+    assert inpainter.work_factor(4_400_000) == 0.5
+    assert inpainter.work_factor(383_000) == pytest.approx(0.7226, abs=1e-3)
+    assert inpainter.work_factor(150_000) == 1.0
