@@ -287,12 +287,13 @@ def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path, 
 @pytest.mark.slow
 def test_ctrl_c_is_one_line_exit_130_and_leaves_no_output(tmp_path):
     big = tmp_path / "big.png"
-    Image.fromarray(data.chelsea()).resize((1804, 1200)).save(big)
+    Image.fromarray(data.chelsea()).resize((3608, 2400)).save(big)
     run, out = tmp_path / "run", tmp_path / "out.png"
     args = [
         f"image={big}",
-        "target.box=[560,160,1320,1200]",
-        "dx=200",
+        "target.box=[1120,320,2640,2400]",
+        "dx=400",
+        "inpainter.work_pixels=null",  # full-resolution PatchMatch: seconds of work to interrupt
         f"output={out}",
         f"hydra.run.dir={run}",
     ]

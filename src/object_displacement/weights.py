@@ -82,19 +82,17 @@ def load_checkpoint(path: Path, what: str) -> Any:
     """``torch.load`` a state dict safely (``weights_only``); a corrupt, truncated or
     malicious file is one line naming it. torch's own message would advise loading it with
     ``weights_only=False``, which runs whatever code the file holds: never say that."""
-    import pickle
-    import zipfile
-
     import torch
 
     try:
         with warnings.catch_warnings():  # torch warns about a foreign pickle before refusing it
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        raise unreadable(what, path) from err
-    except OSError as err:
+    except OSError as err:  # the file itself cannot be read (permissions, I/O)
         raise DisplacementError(f"cannot read {what} checkpoint {path}: {err.strerror or err}") from err
+    except Exception as err:  # a data file torch cannot parse: its unpickler raises
+        # UnpicklingError, RuntimeError, EOFError, ValueError, IndexError... for damaged bytes
+        raise unreadable(what, path) from err
 
 
 _MODELS: dict[Hashable, object] = {}
