@@ -39,7 +39,7 @@ format: setup ## apply ruff's fixes and formatting
 clean: ## remove run outputs and the stage cache (outputs/cache; keeps .venv)
 	rm -rf outputs/runs outputs/multiruns outputs/cache .pytest_cache .ruff_cache
 
-weights: setup ## download SAM, CLIP, SDXL and SD inpainting weights (needs internet, ~20 GB)
+weights: setup ## download SAM, CLIP, SDXL, SD inpainting, Grounding DINO and SAM 3 (gated) weights (~25 GB)
 	$(BIN)/python scripts/fetch_weights.py
 
 bench: setup ## per-stage time and peak memory on a 1024-px photo (CPU; a few minutes)
