@@ -262,3 +262,60 @@ def test_the_methods_known_failure_and_what_each_text_segmenter_returns(text_mod
         check_candidates(proposed, source)
         pipeline = Pipeline(segmenter, AutoSelector(box=BoxSelector(), point=PointSelector()), None, None)  # type: ignore[arg-type]
         assert pipeline(COFFEE, Target(prompt="cup")).selected.score == proposed[0].score
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+SCRIPT = str(ROOT / "scripts" / "displace.py")
+
+
+def displace(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, SCRIPT, *args, "logger=none", "cache.enabled=false", "fabric.accelerator=cpu"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+
+def sam_overrides(text_models, node: str) -> list[str]:
+    encoder = ",".join(f"{k}:{v}" for k, v in SAM_ENCODER.items()).replace(" ", "")
+    return [f"{node}.checkpoint={text_models['sam']}", f"{node}.encoder={{{encoder}}}"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sam3", "grounded", "paper"])
+def test_the_three_text_paths_run_from_the_command_line(text_models, tiny_models, tmp_path, kind):
+    from tests.tiny_models import overrides
+
+    if kind == "sam3":
+        args = ["segmenter=sam3", f"segmenter.model={text_models['sam3']}", "segmenter.threshold=0"]
+    elif kind == "grounded":
+        args = [
+            "segmenter=grounded",
+            f"segmenter.model={text_models['grounding_dino']}",
+            "segmenter.box_threshold=0",
+            "segmenter.text_threshold=0",
+            *sam_overrides(text_models, "segmenter.sam"),
+        ]
+    else:  # the method, on the tiny models: the preset picks the components, the tiny files stand in
+        args = [
+            "experiment=paper",
+            *[o for o in overrides(tiny_models) if "=" in o and not o.endswith(("=sam", "=clip", "=sdxl"))],
+        ]
+    run = tmp_path / "run"
+    proc = displace(
+        *args, "image=skimage:coffee", "target.prompt=cup", "dx=40", "dy=10", f"hydra.run.dir={run}"
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["mode"] == "move" and metrics["target"] == "prompt" and metrics["candidate_count"] >= 1
+    assert (run / "output.png").exists()
+    config = (run / ".hydra" / "config.yaml").read_text()
+    if kind == "paper":
+        assert "units: pixels" in config and "speckle_density: 0.05" in config and "SamSegmenter" in config
+
+
+@pytest.mark.slow
+def test_missing_sam3_weights_on_the_command_line_are_one_line(tmp_path):
+    proc = displace("segmenter=sam3", "target.prompt=cup", f"hydra.run.dir={tmp_path}")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1
+    assert "facebook/sam3" in lines[0] and "make weights" in lines[0]

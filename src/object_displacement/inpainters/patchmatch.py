@@ -53,9 +53,11 @@ class PatchMatchInpainter(Inpainter):
         self.min_band = min_band
         self.workers = workers
 
-    def inpaint(self, image: Image, mask: Mask, avoid: Mask | None = None) -> Image:
+    def inpaint(
+        self, image: Image, mask: Mask, avoid: Mask | None = None, subject: str | None = None
+    ) -> Image:
         if self.source_band is None:
-            return super().inpaint(image, mask, avoid)
+            return super().inpaint(image, mask, avoid, subject)
         if image.shape[:2] != mask.shape:
             raise ValueError(f"mask {mask.shape} does not match image {image.shape[:2]}")
         out = image.copy()
