@@ -33,6 +33,10 @@ CASES = {
     "clip-batched": "CLIP ViT-B-32 scoring 64 candidates in one forward pass",
     "clip-per-candidate": "CLIP ViT-B-32 scoring 64 candidates, one forward each",
 }
+CASES |= {  # text to mask on the 1024 px photo: the method's path against the text segmenters
+    "text-sam3": "SAM 3 (full size, 1008 px) prompted by 'person': instances with scores, one pass",
+    "text-grounded": "Grounding DINO tiny boxes for 'person', then SAM vit_b per box (one embedding)",
+}
 CASES |= {  # whole classical edits: see the block "whole edits" below
     "edit-1024": "whole default edit, 1024x1024 astronaut, shuttle box, dx -200 (CPU s per stage)",
     "edit-4000x3000": "whole default edit, astronaut upscaled to 4000x3000, shuttle box, dx -780",
@@ -97,6 +101,8 @@ def run_case(name: str) -> dict:
 
     if name.startswith("edit-"):
         return run_edit_case(name)
+    if name.startswith("text-"):
+        return run_text_case(name)
     image = photo((4000, 3000) if name.endswith("12mp") else (1024, 1024))
     if name == "grabcut":
         from object_displacement.segmenters.grabcut import GrabCutSegmenter
@@ -149,6 +155,68 @@ def run_case(name: str) -> dict:
         "seconds": round(seconds, 2),
         "peak_mb": peak_rss_mb(),
         "items": count,
+    }
+
+
+def save_text_models(kind: str, folder: Path) -> None:
+    """Full-size random SAM 3 or Grounding DINO tiny (+ SAM vit_b), saved with save_pretrained;
+    the tokenizers are built offline (tests/tiny_models.py) with the released vocabulary sizes."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.tiny_models import bert_tokenizer, clip_tokenizer
+
+    torch.manual_seed(0)
+    if kind == "sam3":
+        from transformers import Sam3Config, Sam3ImageProcessor, Sam3Model, Sam3Processor
+
+        Sam3Model(Sam3Config()).save_pretrained(folder)
+        Sam3Processor(Sam3ImageProcessor(), clip_tokenizer(folder / "tok")).save_pretrained(folder)
+        return
+    from segment_anything.build_sam import _build_sam
+    from transformers import (
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
+
+    from object_displacement.segmenters.sam import ENCODERS
+
+    tokenizer = bert_tokenizer(folder / "tok", size=30522)  # bert-base-uncased's vocabulary size
+    GroundingDinoForObjectDetection(GroundingDinoConfig()).save_pretrained(folder)
+    GroundingDinoProcessor(GroundingDinoImageProcessor(), tokenizer).save_pretrained(folder)
+    enc = ENCODERS["vit_b"]
+    sam = _build_sam(enc["embed_dim"], enc["depth"], enc["num_heads"], enc["global_attn_indexes"])
+    torch.save(sam.state_dict(), folder / "sam_vit_b_random.pth")
+
+
+def run_text_case(name: str) -> dict:
+    """Text to mask with a text-reading segmenter; models saved by another process."""
+    from object_displacement.segmenters.grounded import GroundedSegmenter
+    from object_displacement.segmenters.sam import SamSegmenter
+    from object_displacement.segmenters.sam3 import Sam3Segmenter
+    from object_displacement.types import Target
+
+    kind = name.removeprefix("text-")
+    folder = Path(tempfile.mkdtemp()) / kind
+    subprocess.run([sys.executable, __file__, "--save-text", kind, str(folder)], check=True)
+    if kind == "sam3":
+        seg = Sam3Segmenter(str(folder), threshold=0.0)  # random scores: keep the full post-processing
+    else:
+        sam = SamSegmenter(checkpoint=str(folder / "sam_vit_b_random.pth"))
+        seg = GroundedSegmenter(sam, str(folder), box_threshold=0.0, text_threshold=0.0)
+        sam.model()
+    seg.model()
+    image = photo()
+    start = time.perf_counter()
+    out = seg.propose(image, Target(prompt="person"))
+    return {
+        "case": name,
+        "stage": "segment",
+        "seconds": round(time.perf_counter() - start, 2),
+        "peak_mb": peak_rss_mb(),
+        "items": len(out),
     }
 
 
@@ -208,6 +276,9 @@ def run_edit_case(name: str) -> dict:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
         print(json.dumps(run_case(argv[1])))
+        return 0
+    if argv[:1] == ["--save-text"]:
+        save_text_models(argv[1], Path(argv[2]))
         return 0
     if argv[:1] == ["--save-clip"]:
         save_clip_vit_b_32(Path(argv[1]))
