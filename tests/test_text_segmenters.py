@@ -281,15 +281,15 @@ def sam_overrides(text_models, node: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sam3", "grounded", "paper"])
+@pytest.mark.parametrize("kind", ["sam3", "grounded", "paper", "fast"])
 def test_the_three_text_paths_run_from_the_command_line(text_models, tiny_models, tmp_path, kind):
     from tests.tiny_models import overrides
 
     if kind == "sam3":
         args = ["segmenter=sam3", f"segmenter.model={text_models['sam3']}", "segmenter.threshold=0"]
-    elif kind == "grounded":
+    elif kind in ("grounded", "fast"):  # experiment=fast is Grounded SAM, the quickest measured
         args = [
-            "segmenter=grounded",
+            "segmenter=grounded" if kind == "grounded" else "experiment=fast",
             f"segmenter.model={text_models['grounding_dino']}",
             "segmenter.box_threshold=0",
             "segmenter.text_threshold=0",
@@ -311,6 +311,8 @@ def test_the_three_text_paths_run_from_the_command_line(text_models, tiny_models
     config = (run / ".hydra" / "config.yaml").read_text()
     if kind == "paper":
         assert "units: pixels" in config and "speckle_density: 0.05" in config and "SamSegmenter" in config
+    if kind == "fast":
+        assert "GroundedSegmenter" in config and "RankedSelector" in config and "PatchMatch" in config
 
 
 @pytest.mark.slow
