@@ -1,4 +1,4 @@
-"""Per-stage wall time and peak memory on a 1024-px photo: `make bench`.
+"""Per-stage CPU and wall seconds and peak memory on a 1024-px photo: `make bench`.
 
     python scripts/bench.py                 # every case, a table at the end
     python scripts/bench.py sam-prompted    # one case
