@@ -51,10 +51,10 @@ format: setup ## apply ruff's fixes and formatting
 clean: ## remove run outputs and the stage cache (outputs/cache; keeps .venv)
 	rm -rf outputs/runs outputs/multiruns outputs/cache .pytest_cache .ruff_cache
 
-weights: setup ## download SAM, CLIP, SDXL and SD inpainting weights (needs internet, ~20 GB)
+weights: setup ## download SAM, CLIP, SDXL, SD inpainting, Grounding DINO and SAM 3 (gated) weights (~25 GB)
 	$(BIN)/python scripts/fetch_weights.py
 
-bench: setup ## per-stage time and peak memory on a 1024-px photo (CPU; a few minutes)
+bench: setup ## per-stage CPU and wall seconds and peak memory on a 1024-px photo (CPU; tens of minutes on 2 cores)
 	$(TEST_ENV) $(BIN)/python scripts/bench.py
 
 bench-quality: setup ## ground-truth benchmark: every configuration over 24 known scenes and 5 hard ones (minutes)

@@ -1,6 +1,6 @@
 """Download what the model components need, for use offline: `make weights` (needs internet).
 
-    python scripts/fetch_weights.py                      # SAM vit_b, CLIP, SDXL and SD inpainting
+    python scripts/fetch_weights.py                      # SAM, CLIP, SDXL, SD, Grounding DINO, SAM 3
     python scripts/fetch_weights.py segmenter=sam segmenter.model_type=vit_h
     python scripts/fetch_weights.py --help               # this text; downloads nothing
 
@@ -26,7 +26,14 @@ from object_displacement.task import build
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ("segmenter", "selector", "inpainter")
-DEFAULT = ["segmenter=sam", "selector=clip", "inpainter=sdxl", "inpainter=sd"]
+DEFAULT = [
+    "segmenter=sam",
+    "selector=clip",
+    "inpainter=sdxl",
+    "inpainter=sd",
+    "segmenter=grounded",
+    "segmenter=sam3",  # gated: accept the licence on its hub page and log in first
+]
 
 
 def main(argv: list[str]) -> int:

@@ -303,7 +303,8 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_no_output(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=OFFLINE,
-        # a shell's background job starts with SIGINT ignored, and children inherit that
+        # as from a terminal: a suite started in the background (`make test &`) ignores
+        # SIGINT, its children inherit that, and the run would finish instead
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120

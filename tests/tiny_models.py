@@ -261,3 +261,106 @@ def overrides(paths: dict[str, Path], inpainter: str = "sdxl") -> list[str]:
         "inpainter.steps=2",
         "fabric.accelerator=cpu",
     ]
+
+
+SAM3_SIDE = 112
+"""Input side of the tiny SAM 3: 8x8 patches of 14 px, windows of 4 patches."""
+
+
+def save_sam3(folder: Path, work: Path) -> Path:
+    """A SAM 3 folder (model, image processor, CLIP tokenizer), via ``save_pretrained``."""
+    import torch
+    from transformers import Sam3Config, Sam3ImageProcessor, Sam3Model, Sam3Processor
+
+    torch.manual_seed(0)
+    small = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+    grid = SAM3_SIDE // 14
+    config = Sam3Config(
+        vision_config={
+            "backbone_config": {
+                "model_type": "sam3_vit_model",
+                **small,
+                "num_hidden_layers": 2,
+                "image_size": SAM3_SIDE,
+                "patch_size": 14,
+                "window_size": 4,
+                "global_attn_indexes": [1],
+                "pretrain_image_size": 56,
+            },
+            "fpn_hidden_size": 32,
+            "backbone_feature_sizes": [[grid * 4] * 2, [grid * 2] * 2, [grid] * 2],
+        },
+        text_config={**small, "num_hidden_layers": 1, "projection_dim": 32},
+        geometry_encoder_config={**small, "num_layers": 1},
+        detr_encoder_config={**small, "num_layers": 1},
+        detr_decoder_config={**small, "num_layers": 1, "num_queries": 10},
+        mask_decoder_config={"hidden_size": 32, "num_attention_heads": 2},
+    )
+    processor = Sam3Processor(
+        Sam3ImageProcessor(
+            size={"height": SAM3_SIDE, "width": SAM3_SIDE}, mask_size={"height": grid * 4, "width": grid * 4}
+        ),
+        clip_tokenizer(work / "sam3_tokenizer"),
+    )
+    Sam3Model(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def bert_tokenizer(folder: Path, size: int = 1100):
+    """A ``BertTokenizerFast`` over a made-up word list of ``size`` entries: Grounding DINO
+    reads BERT word pieces, and its token ids must reach past 1029 (its special tokens)."""
+    from transformers import BertTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "a", "the", "cup", "mug", "table"]
+    words += [f"word{i}" for i in range(size - len(words))]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    return BertTokenizerFast(str(folder / "vocab.txt"))
+
+
+def save_grounding_dino(folder: Path, work: Path) -> Path:
+    """A Grounding DINO folder (tiny Swin + BERT, 2 decoder layers, 128 px inputs)."""
+    import torch
+    from transformers import (
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
+
+    torch.manual_seed(0)
+    tokenizer = bert_tokenizer(work / "bert_tokenizer")
+    config = GroundingDinoConfig(
+        backbone_config={
+            "model_type": "swin",
+            "embed_dim": 8,
+            "depths": [1, 1, 1, 1],
+            "num_heads": [1, 1, 1, 1],
+            "window_size": 4,
+            "image_size": 128,
+            "out_features": ["stage2", "stage3", "stage4"],
+        },
+        text_config={
+            "model_type": "bert",
+            "vocab_size": tokenizer.vocab_size,
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+        },
+        d_model=32,  # GroupNorm(32, d_model) needs a multiple of 32
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        num_queries=20,
+    )
+    processor = GroundingDinoProcessor(
+        GroundingDinoImageProcessor(size={"shortest_edge": 128, "longest_edge": 256}), tokenizer
+    )
+    GroundingDinoForObjectDetection(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

@@ -14,6 +14,7 @@ from object_displacement.ghost import GhostCheck
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.segmenters.base import Segmenter
+from object_displacement.selectors.auto import AutoSelector
 from object_displacement.selectors.base import Selector
 from object_displacement.types import Candidate, Image, Move, Result, Target
 
@@ -46,6 +47,8 @@ class Pipeline:
         self.config: Any = None
         """The composed config it was built from (set by ``build_pipeline``): the API and the
         app read the settings of an edit (``anchor``, ``max_megapixels``) from it."""
+        if segmenter.reads_text and isinstance(selector, AutoSelector):
+            selector.follow_segmenter()
 
     def components(self) -> list[object]:
         """The stages' components, including those nested in a selector that dispatches."""

@@ -304,7 +304,8 @@ def warn_unread_prompt(pipeline: Pipeline, target: Target) -> None:
     """A prompt beside a point or box that the selector cannot read would be ignored
     without a word: say so. (A prompt alone fails with its own message.)"""
     located = target.point is not None or target.box is not None
-    if target.prompt is not None and located and not pipeline.selector.reads_text:
+    reads = pipeline.selector.reads_text or pipeline.segmenter.reads_text
+    if target.prompt is not None and located and not reads:
         log.warning(
             "target.prompt='%s' is ignored: the %s selector does not read text (use selector=clip)",
             target.prompt,

@@ -120,3 +120,26 @@ def clear_models() -> None:
     """Forget every cached model (frees memory between unrelated jobs)."""
     with _LOCK:
         _MODELS.clear()
+
+
+def pretrained_available(source: str, filename: str = "config.json") -> bool:
+    """Whether a ``from_pretrained`` source is here: a local folder holding ``filename``,
+    or a hub id whose ``filename`` is cached (or the hub may be asked). Answers at once."""
+    if is_local(source):
+        return (Path(source).expanduser() / filename).is_file()
+    return hub_available(source, filename)
+
+
+def fetch_pretrained(source: str, what: str, gated: str = "") -> str:
+    """Put hub repo ``source`` in the Hugging Face cache, where ``from_pretrained`` finds it
+    offline. ``gated`` says what a user must do for a repo that needs an accepted licence."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError
+
+    if is_local(source):
+        return f"{what} {source}: local, nothing to fetch"
+    try:
+        return f"{what} {source}: {snapshot_download(source)}"
+    except GatedRepoError as err:
+        what_to_do = gated or "accept its licence on its hub page"
+        raise DisplacementError(f"{source} is gated: {what_to_do}, then run `{FETCH_COMMAND}` again") from err
