@@ -152,7 +152,8 @@ def test_move_from_the_page_equals_the_cli(app_url, browser, tmp_path):
     # 2. click the rocket's body: the mask shows at once
     click_photo(browser, 322, 250)
     wait_for(browser, lambda d: "Selected" in status(d))
-    assert "target.points=[[322,250]]" in command(browser) or "target.points=[[" in command(browser)
+    # the command box is a separate element: the browser may paint it a moment after the status
+    wait_for(browser, lambda d: "target.points=[[" in command(d), timeout=30)
 
     # 3. place it: a click where the rocket should go
     choose_mode(browser, "place")
