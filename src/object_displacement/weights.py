@@ -130,6 +130,18 @@ def pretrained_available(source: str, filename: str = "config.json") -> bool:
     return hub_available(source, filename)
 
 
+def load_pretrained(source: str, what: str, setting: str, *classes: Any) -> tuple[Any, ...]:
+    """``cls.from_pretrained(source)`` for each of ``classes`` (a model and its processor),
+    quietly; a source that cannot be loaded is :func:`missing`, naming ``setting``."""
+    from object_displacement.runtime import quiet_libraries
+
+    try:
+        with quiet_libraries():
+            return tuple(cls.from_pretrained(source) for cls in classes)
+    except (OSError, ValueError) as err:
+        raise missing(what, source, setting) from err
+
+
 def fetch_pretrained(source: str, what: str, gated: str = "") -> str:
     """Put hub repo ``source`` in the Hugging Face cache, where ``from_pretrained`` finds it
     offline. ``gated`` says what a user must do for a repo that needs an accepted licence."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ from object_displacement.inpainters.harmonize import harmonized_paste
 from object_displacement.inpainters.model_crops import latent_mask, model_crops, model_size
 from object_displacement.runtime import UsesDevice, quiet_libraries
 from object_displacement.types import Box, Image, Mask
-from object_displacement.weights import WeightsMissing, hub_available, is_local, load_once, missing
+from object_displacement.weights import WeightsMissing, is_local, load_once, missing, pretrained_available
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +123,7 @@ class DiffusionInpainter(Inpainter, UsesDevice):
 
     def check_weights(self) -> None:
         """Fail in a second, before any start-up, when the pipeline is not on this machine."""
-        found = (
-            (Path(self.model).expanduser() / "model_index.json").is_file()
-            if is_local(self.model)
-            else hub_available(self.model, "model_index.json")
-        )
-        if not found:
+        if not pretrained_available(self.model, "model_index.json"):
             raise missing("inpainting", self.model, "inpainter.model=/path/to/folder")
 
     def pipeline(self) -> Any:

@@ -7,11 +7,17 @@ from typing import Any
 import numpy as np
 
 from object_displacement.errors import DisplacementError
-from object_displacement.runtime import UsesDevice, quiet_libraries
+from object_displacement.runtime import UsesDevice
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.segmenters.sam import SamSegmenter
 from object_displacement.types import Box, Candidate, Image, Target
-from object_displacement.weights import fetch_pretrained, load_once, missing, pretrained_available
+from object_displacement.weights import (
+    fetch_pretrained,
+    load_once,
+    load_pretrained,
+    missing,
+    pretrained_available,
+)
 
 
 class GroundedSegmenter(Segmenter, UsesDevice):
@@ -73,12 +79,13 @@ class GroundedSegmenter(Segmenter, UsesDevice):
     def _load(self) -> tuple[Any, Any]:
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
-        try:
-            with quiet_libraries():
-                model = GroundingDinoForObjectDetection.from_pretrained(self.model_id)
-                processor = AutoProcessor.from_pretrained(self.model_id)
-        except (OSError, ValueError) as err:
-            raise missing("Grounding DINO", self.model_id, "segmenter.model=/path/to/folder") from err
+        model, processor = load_pretrained(
+            self.model_id,
+            "Grounding DINO",
+            "segmenter.model=/path/to/folder",
+            GroundingDinoForObjectDetection,
+            AutoProcessor,
+        )
         return model.to(self.device).eval(), processor
 
     def detect(self, image: Image, prompt: str) -> list[tuple[Box, float]]:

@@ -6,10 +6,16 @@ import hashlib
 from typing import Any
 
 from object_displacement.errors import DisplacementError
-from object_displacement.runtime import UsesDevice, quiet_libraries
+from object_displacement.runtime import UsesDevice
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.types import Candidate, Image, Target
-from object_displacement.weights import fetch_pretrained, load_once, missing, pretrained_available
+from object_displacement.weights import (
+    fetch_pretrained,
+    load_once,
+    load_pretrained,
+    missing,
+    pretrained_available,
+)
 
 GATED = (
     "accept the SAM 3 licence at https://huggingface.co/facebook/sam3 and log in "
@@ -80,12 +86,8 @@ class Sam3Segmenter(Segmenter, UsesDevice):
     def _load(self) -> tuple[Any, Any]:
         from transformers import Sam3Model, Sam3Processor
 
-        try:
-            with quiet_libraries():
-                model = Sam3Model.from_pretrained(self.model_id)
-                processor = Sam3Processor.from_pretrained(self.model_id)
-        except (OSError, ValueError) as err:
-            raise missing("SAM 3", self.model_id, "segmenter.model=/path/to/folder") from err
+        setting = "segmenter.model=/path/to/folder"
+        model, processor = load_pretrained(self.model_id, "SAM 3", setting, Sam3Model, Sam3Processor)
         return model.to(self.device).eval(), processor
 
     def propose(self, image: Image, target: Target) -> list[Candidate]:
