@@ -24,7 +24,7 @@ from object_displacement.config import compose_config
 from object_displacement.io import MAX_MEGAPIXELS, as_image, check_can_write, check_writable, read_image
 from object_displacement.io import write_image as _write_image
 from object_displacement.pipeline import Pipeline
-from object_displacement.task import build_pipeline, check_model_weights, edit, make_move
+from object_displacement.task import build_pipeline, edit, make_move
 from object_displacement.types import Image, Mask, Result
 from object_displacement.visualize import run_images
 
@@ -37,9 +37,7 @@ def load_pipeline(overrides: Sequence[str] = ()) -> Pipeline:
 
     ``overrides`` are the CLI's (``["segmenter=sam", "inpainter=sdxl"]``); missing weights
     fail here, in seconds, with the command that fetches them."""
-    cfg = compose_config([*API_DEFAULTS, *overrides])
-    check_model_weights(cfg)
-    return build_pipeline(cfg)
+    return build_pipeline(compose_config([*API_DEFAULTS, *overrides]))
 
 
 @dataclass

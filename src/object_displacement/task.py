@@ -130,7 +130,8 @@ def _full_key(node: DictConfig) -> str:
 
 
 def build_pipeline(cfg: DictConfig) -> Pipeline:
-    """The configured components; those that run a model get the Fabric of ``cfg.fabric``."""
+    """The configured components; those that run a model get the Fabric of ``cfg.fabric``.
+    Missing weights fail here, before any model library starts."""
     cache_dir = cfg.cache.dir if cfg.cache.enabled else None
     plain = OmegaConf.to_container
     pipeline = Pipeline(
@@ -148,6 +149,7 @@ def build_pipeline(cfg: DictConfig) -> Pipeline:
         code=(pipeline.segmenter, pipeline.selector),
     )
     pipeline.config = cfg
+    check_weights(pipeline.components())  # one line now, before Fabric brings in torch
     models = [c for c in pipeline.components() if isinstance(c, UsesDevice)]
     if models:
         fabric = make_fabric(**cfg.fabric)
