@@ -81,6 +81,14 @@ def clip_box(box: Box, width: int, height: int) -> Box:
     return (max(0, x0), max(0, y0), min(width, x1), min(height, y1))
 
 
+def context_box(box: Box, context: float, width: int, height: int) -> Box:
+    """``box`` grown by ``context`` of its size plus 8 px on each side, clipped to the image:
+    the surroundings an inpainter sees around what it fills."""
+    x0, y0, x1, y1 = box
+    mx, my = round(context * (x1 - x0)) + 8, round(context * (y1 - y0)) + 8
+    return clip_box((x0 - mx, y0 - my, x1 + mx, y1 + my), width, height)
+
+
 def box_iou(a: Box, b: Box) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from object_displacement.geometry import clip_box
+from object_displacement.geometry import context_box
 from object_displacement.types import Box, Candidate, Image, Mask
 
 
@@ -59,10 +59,7 @@ class Inpainter(ABC):
         height, width = mask.shape
         if self.context is None:
             return (0, 0, width, height)
-        x0, y0, x1, y1 = Candidate(mask).bbox
-        mx = round(self.context * (x1 - x0)) + 8
-        my = round(self.context * (y1 - y0)) + 8
-        return clip_box((x0 - mx, y0 - my, x1 + mx, y1 + my), width, height)
+        return context_box(Candidate(mask).bbox, self.context, width, height)
 
     def paste(self, original: Image, filled: Image, mask: Mask) -> Image:
         """The crop with the fill's masked pixels put in; the rest stays ``original``."""

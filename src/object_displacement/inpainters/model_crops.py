@@ -14,6 +14,7 @@ import math
 import cv2
 import numpy as np
 
+from object_displacement.geometry import context_box
 from object_displacement.types import Box, Mask
 
 MULTIPLE = 64
@@ -47,7 +48,7 @@ def model_crops(
     if count <= 1:
         return []
     parts = [[label] for label in range(1, count)]
-    boxes = [_grow_by_context(_stat_box(stats[label]), context, width, height) for label in range(1, count)]
+    boxes = [context_box(_stat_box(stats[label]), context, width, height) for label in range(1, count)]
     boxes, parts = _merge_overlapping(boxes, parts, stats, context, width, height)
     crops = []
     for box, members in zip(boxes, parts, strict=True):
@@ -76,12 +77,6 @@ def _stat_box(stat: np.ndarray) -> Box:
     return (x, y, x + w, y + h)
 
 
-def _grow_by_context(box: Box, context: float, width: int, height: int) -> Box:
-    x0, y0, x1, y1 = box
-    mx, my = round(context * (x1 - x0)) + 8, round(context * (y1 - y0)) + 8
-    return (max(0, x0 - mx), max(0, y0 - my), min(width, x1 + mx), min(height, y1 + my))
-
-
 def _merge_overlapping(
     boxes: list[Box], parts: list[list[int]], stats: np.ndarray, context: float, width: int, height: int
 ) -> tuple[list[Box], list[list[int]]]:
@@ -105,7 +100,7 @@ def _merge_overlapping(
         for members in parts:
             tight = np.array([_stat_box(stats[label]) for label in members])
             union = (*tight[:, :2].min(axis=0).tolist(), *tight[:, 2:].max(axis=0).tolist())
-            boxes.append(_grow_by_context(union, context, width, height))
+            boxes.append(context_box(union, context, width, height))
 
 
 def _span(lo: int, hi: int, length: int, limit: int) -> tuple[int, int]:
