@@ -43,6 +43,8 @@ CASES |= {  # text to mask on the 1024 px photo: the method's path against the t
 CASES |= {  # whole classical edits: see the block "whole edits" below
     "edit-1024": "whole default edit, 1024x1024 astronaut, shuttle box, dx -200 (CPU s per stage)",
     "edit-4000x3000": "whole default edit, astronaut upscaled to 4000x3000, shuttle box, dx -780",
+    "edit-1024-matting": "edit-1024 with matting=closed_form (soft edge; pymatting)",
+    "edit-4000x3000-matting": "edit-4000x3000 with matting=closed_form (soft edge; pymatting)",
 }
 BOX = (300, 180, 760, 1000)
 PEAK_BOUND_MB = {"sam-automatic-12mp": 6500}
@@ -256,14 +258,15 @@ def run_edit_case(name: str) -> dict:
     from object_displacement.types import Move, Target
     from object_displacement.visualize import run_images
 
-    (width, height), box, dx = EDITS[name]
+    (width, height), box, dx = EDITS[name.removesuffix("-matting")]
+    overrides = ["matting=closed_form"] if name.endswith("-matting") else []
     image = cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_CUBIC)
     sx, sy = width / 512, height / 512
     box = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
     work = Path(tempfile.mkdtemp(prefix="bench-edit-"))
     conf = str(Path(__file__).resolve().parents[1] / "conf")
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
-        cfg = compose("displace", ["logger=none", "cache.enabled=false", f"paths.run_dir={work}"])
+        cfg = compose("displace", ["logger=none", "cache.enabled=false", f"paths.run_dir={work}", *overrides])
     pipeline = build_pipeline(cfg)
     wall_clock = time.perf_counter
     wall = wall_clock()

@@ -6,6 +6,7 @@ from hydra.utils import instantiate
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.loggers.base import RunLogger
 from object_displacement.mask_policies.base import MaskPolicy
+from object_displacement.matting.base import Matting
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
 from tests.conftest import CONF, compose_config
@@ -14,6 +15,7 @@ KINDS = {
     "segmenter": Segmenter,
     "selector": Selector,
     "mask_policy": MaskPolicy,
+    "matting": Matting,
     "inpainter": Inpainter,
     "logger": RunLogger,
 }

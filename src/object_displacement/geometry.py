@@ -105,6 +105,7 @@ def place_object(
     scale: float = 1.0,
     flip: bool = False,
     anchor: str = "center",
+    coverage: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The object's pixels and coverage after the move, and its full area before clipping.
 
@@ -113,14 +114,24 @@ def place_object(
     antialiased alpha), and placed so its ``anchor`` (``center`` or ``bottom`` centre) moves
     by ``(dx, dy)``, ``dy > 0`` up. Parts past the frame are dropped. With ``scale`` 1 and no
     flip this is an exact integer shift: pixels land bit-identical at ``(x + dx, y - dy)``.
+
+    ``coverage`` (HxW, 0..1), when given, is a soft alpha matte that may reach past ``mask``:
+    every pixel it covers travels, while ``mask`` alone fixes the anchor, so a matte's fringe
+    does not shift a ``bottom``-anchored object.
     """
     if anchor not in ("center", "bottom"):
         raise ValueError(f"anchor must be 'center' or 'bottom', got {anchor!r}")
     height, width = mask.shape
-    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    x0, x1, y0, y1 = int(xs[0]), int(xs[-1]) + 1, int(ys[0]), int(ys[-1]) + 1
+    mx0, my0, mx1, my1 = Candidate(mask).bbox
+    # anchor in edge coordinates: the mask's box centre, or the middle of its bottom edge
+    ax, ay = (mx0 + mx1) / 2, ((my0 + my1) / 2 if anchor == "center" else my1)
+    if coverage is None:
+        x0, y0, x1, y1 = mx0, my0, mx1, my1
+        coverage = mask[y0:y1, x0:x1].astype(np.float32)
+    else:
+        x0, y0, x1, y1 = Candidate(mask | (coverage > 0)).bbox
+        coverage = coverage[y0:y1, x0:x1].astype(np.float32)
     crop = image[y0:y1, x0:x1]
-    coverage = mask[y0:y1, x0:x1].astype(np.float32)
     if flip:
         crop, coverage = crop[:, ::-1], coverage[:, ::-1]
     w, h = x1 - x0, y1 - y0
@@ -136,10 +147,10 @@ def place_object(
             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
         )
         coverage = np.clip(coverage, 0.0, 1.0)
-    # anchor in edge coordinates: the box centre, or the middle of its bottom edge
-    ax, ay = (x0 + x1) / 2, ((y0 + y1) / 2 if anchor == "center" else y1)
-    local_y = nh / 2 if anchor == "center" else nh
-    left, top = round(ax + dx - nw / 2), round(ay - dy - local_y)
+    # where the anchor falls in the (mirrored, resized) crop
+    local_x = ((x1 - ax) if flip else (ax - x0)) * nw / w
+    local_y = (ay - y0) * nh / h
+    left, top = round(ax + dx - local_x), round(ay - dy - local_y)
     layer = np.zeros_like(image)
     alpha = np.zeros((height, width), np.float32)
     sx0, sy0 = max(0, -left), max(0, -top)

@@ -13,6 +13,7 @@ from object_displacement.errors import DisplacementError
 from object_displacement.ghost import GhostCheck
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.mask_policies.base import MaskPolicy
+from object_displacement.matting.base import Matting
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.auto import AutoSelector
 from object_displacement.selectors.base import Selector
@@ -25,7 +26,8 @@ MIN_SCALED_SIDE = 4
 
 
 class Pipeline:
-    """segment -> select -> plan -> composite -> inpaint; with no move it stops after select."""
+    """segment -> select -> [matte] -> plan -> composite -> inpaint; with no move it stops
+    after select. ``matting`` (off by default: the hard mask) gives the object a soft edge."""
 
     def __init__(
         self,
@@ -36,12 +38,14 @@ class Pipeline:
         compositor: Compositor | None = None,
         cache: StageCache | None = None,
         ghost_check: GhostCheck | None = None,
+        matting: Matting | None = None,
     ) -> None:
         self.segmenter = segmenter
         self.selector = selector
         self.mask_policy = mask_policy
         self.compositor = compositor or PasteCompositor()
         self.inpainter = inpainter
+        self.matting = matting
         self.cache = cache or StageCache(None)
         self.ghost_check = ghost_check or GhostCheck(max_attempts=1)
         self.config: Any = None
@@ -57,6 +61,7 @@ class Pipeline:
             self.segmenter,
             self.selector,
             *[n for n in nested if n is not None],
+            *([self.matting] if self.matting is not None else []),
             self.mask_policy,
             self.compositor,
             self.inpainter,
@@ -88,7 +93,9 @@ class Pipeline:
         if move is None or move.is_identity:
             return result
         check_scaled_size(result.selected, move)
-        plan = result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, move))
+        matting = self.matting
+        matte = None if matting is None else timed("matte", lambda: matting(image, result.mask))
+        plan = result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, move, matte))
         plan.composite, plan.inpaint_mask = timed("composite", lambda: self.compositor(plan))
         result.output, result.attempts = timed(
             "inpaint", lambda: self.ghost_check(self.inpainter, plan, target.prompt)

@@ -32,6 +32,7 @@ from object_displacement.io import (
 from object_displacement.loggers.base import RunLogger, logged_run
 from object_displacement.loggers.none import NoLogger
 from object_displacement.mask_policies.base import MaskPolicy
+from object_displacement.matting.base import Matting
 from object_displacement.pipeline import Pipeline
 from object_displacement.quality import evaluate
 from object_displacement.runtime import UsesDevice, make_fabric
@@ -141,6 +142,7 @@ def build_pipeline(cfg: DictConfig) -> Pipeline:
         compositor=build(cfg.compositor, Compositor),
         inpainter=build(cfg.inpainter, Inpainter),
         ghost_check=build(cfg.ghost_check, GhostCheck),
+        matting=build(cfg.matting, Matting) if cfg.get("matting") is not None else None,
     )
     pipeline.cache = StageCache(
         cache_dir,

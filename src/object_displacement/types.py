@@ -109,6 +109,25 @@ class Move:
 
 
 @dataclass
+class Matte:
+    """The object's soft coverage at its old place and its own colours there.
+
+    ``alpha`` (HxW float32, 0..1) is above 0 on every pixel the object touches, its soft
+    fringe (hair, a blurred edge) included; ``foreground`` is the photo with the old
+    background's colour taken out of that fringe, so the edge can travel to a new place
+    without a halo of the old one.
+    """
+
+    alpha: npt.NDArray[np.float32]
+    foreground: Image
+
+    @property
+    def support(self) -> Mask:
+        """Every pixel the object touches: what its old place must re-synthesize."""
+        return self.alpha > 0
+
+
+@dataclass
 class Plan:
     """What the mask policy decided, and what the compositor made of it.
 

@@ -73,7 +73,7 @@ def ghost_agreement(rows: list[dict[str, Any]]) -> float:
     return round(float(rho), 3)
 
 
-STAGES = ("segment", "select", "plan", "inpaint")
+STAGES = ("segment", "select", "matte", "plan", "inpaint")
 
 
 def run_all(
@@ -159,7 +159,7 @@ def summarize(rows: list[dict[str, Any]], peaks: dict[str, int]) -> list[dict[st
         entry["seconds_worst"] = round(float(seconds.max()), 3) if seconds.size else float("nan")
         for stage in STAGES:
             entry[f"seconds_{stage}_mean"] = round(
-                float(np.mean([r[f"seconds_{stage}"] for r in done] or [0])), 4
+                float(np.mean([r.get(f"seconds_{stage}", 0.0) for r in done] or [0])), 4
             )
         entry["peak_mb"] = peak
         summary.append(entry)

@@ -11,7 +11,7 @@ from object_displacement.errors import DisplacementError
 from object_displacement.fill import smooth_fill
 from object_displacement.geometry import dilate, place_object, ring, unit_length
 from object_displacement.mask_policies.base import MaskPolicy
-from object_displacement.types import Image, Mask, Move, Plan
+from object_displacement.types import Image, Mask, Matte, Move, Plan
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,16 @@ class RingMaskPolicy(MaskPolicy):
         self.speckle_radius = speckle_radius
         self.seed = seed
 
-    def plan(self, image: Image, mask: Mask, move: Move) -> Plan:
+    def plan(self, image: Image, mask: Mask, move: Move, matte: Matte | None = None) -> Plan:
         layer, alpha, full_area = place_object(
-            image, mask, move.dx, move.dy, move.scale, move.flip, move.anchor
+            image if matte is None else matte.foreground,
+            mask,
+            move.dx,
+            move.dy,
+            move.scale,
+            move.flip,
+            move.anchor,
+            coverage=None if matte is None else matte.alpha,
         )
         moved = alpha >= 0.5
         kept = float(alpha.sum()) / max(full_area, 1e-6)
@@ -86,11 +93,15 @@ class RingMaskPolicy(MaskPolicy):
             log.warning("%.1f%% of the object leaves the frame and is dropped", 100 * (1 - kept))
 
         pixels = self.pixel_sizes(mask)
-        hole = (mask | ring(mask, pixels["hole_ring"])) & ~moved
+        # a matte's fringe reaches past the mask: the old place loses every pixel it touches,
+        # and the seam ring starts past the new fringe, so the inpainter keeps the soft edge
+        touched = mask if matte is None else mask | matte.support
+        placed = moved if matte is None else alpha > 0
+        hole = (touched | ring(mask, pixels["hole_ring"])) & ~moved
         if self.speckle_density > 0:
             hole |= self._speckles(mask, pixels["hole_ring"], pixels["speckle_band"]) & ~moved
-        seam = ring(moved, pixels["seam"]) & ~hole
-        background = smooth_fill(image, mask) if self.prefill else image.copy()
+        seam = ring(placed, pixels["seam"]) & ~hole
+        background = smooth_fill(image, touched) if self.prefill else image.copy()
         return Plan(image, mask, background, layer, alpha, hole, seam, move, kept_fraction=min(kept, 1.0))
 
     def pixel_sizes(self, mask: Mask) -> dict[str, int]:
