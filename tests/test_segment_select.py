@@ -118,6 +118,16 @@ def test_a_point_selects_the_whole_object_under_it_not_a_box_around_it():
     assert iou(best, mask) > 0.9
 
 
+def test_a_point_on_a_dark_coat_filling_its_box_selects_the_man_not_the_click():
+    # the box around the point held mostly coat, so GrabCut learned the coat as background
+    # and returned the click's own 39 px; the region under the click places the box instead
+    image = np.stack([data.camera()] * 3, axis=-1)
+    found = GrabCutSegmenter().propose(image, Target(point=(180, 250)))
+    best = PointSelector().select(image, found, Target(point=(180, 250)))[0].mask
+    assert best[110, 210] and best[450, 80] and best[300, 150]  # head, coat's hem, chest
+    assert not best[50, 400] and not best[400, 450]  # sky, field
+
+
 def test_a_click_off_the_object_takes_a_leaking_part_away():
     # two touching squares of one colour: a box around both takes both, a 0-click the right one off
     image = np.full((120, 200, 3), (60, 70, 80), dtype=np.uint8)
