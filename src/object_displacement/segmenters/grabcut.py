@@ -217,7 +217,7 @@ class GrabCutSegmenter(Segmenter):
         state = np.full(patch.shape[:2], cv2.GC_BGD, dtype=np.uint8)
         x0, y0, x1, y1 = box
         state[y0:y1, x0:x1] = cv2.GC_PR_BGD if loose else cv2.GC_PR_FGD
-        if background is not None:
+        if background is not None and not background[y0:y1, x0:x1].all():  # a flat box: no start
             state[background] = cv2.GC_PR_BGD
         if loose:
             radius = max(3, round(self.click_disk * min(x1 - x0, y1 - y0)))
@@ -233,7 +233,10 @@ class GrabCutSegmenter(Segmenter):
         try:
             cv2.grabCut(patch, state, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error as err:  # raised when the box leaves no background or foreground
-            raise DisplacementError(f"grabcut could not separate the object in box {box}") from err
+            raise DisplacementError(
+                "grabcut could not separate an object from its surroundings in the box "
+                "(it needs background around the box and something unlike it inside)"
+            ) from err
         return (state == cv2.GC_FGD) | (state == cv2.GC_PR_FGD)
 
     def _grown(self, patch: Image, foreground: np.ndarray, box: Box, clean: bool = False) -> np.ndarray:
