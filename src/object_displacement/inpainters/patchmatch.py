@@ -112,7 +112,8 @@ class PatchMatchInpainter(Inpainter):
     def source_box(self, part: Mask, blocked: Mask, image: Image | None = None) -> tuple[Box, Mask]:
         """The crop around ``part`` and, within it, the pixels it may copy from: the band
         around it and, given the ``image``, the same surface out to ``reach``, less every
-        hole and avoided pixel (the whole crop if that is empty)."""
+        hole and avoided pixel (if that is too little, the whole crop less those, and if
+        that holds no patch big enough for PatchMatch's coarse levels, a wider crop)."""
         bbox = Candidate(part).bbox
         band = self.band_width(bbox)
         reach = max(band, self.reach) if image is not None else band
