@@ -56,6 +56,7 @@ def test_mask_mode_without_a_move(pipeline, square_scene):
         ({"image": "skimage:rocket", "dx": 5}, "no target"),
         ({"image": np.zeros((8, 8, 3), np.float32), "point": [1, 1]}, "must be uint8"),
         ({"image": "skimage:rocket", "point": [320, 250], "scale": 0}, "scale must be"),
+        ({"image": "skimage:rocket", "point": [320, 250], "dx": 5, "keep_out": [[9, 9, 1, 1]]}, "keep_out"),
     ],
 )
 def test_the_cli_errors_as_displacement_error(pipeline, kwargs, message):

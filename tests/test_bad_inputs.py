@@ -107,6 +107,16 @@ CLI_ERRORS = [
     pytest.param(["image={cat}", "target.box=[140,40,330,300]", "dx=inf"], "dx must be", id="dx-inf"),
     pytest.param(["image={cat}", "target.box=[0,0,inf,inf]", "dx=5"], "target.box needs 4", id="box-inf"),
     pytest.param(
+        ["image={cat}", "target.box=[140,40,330,300]", "dx=5", "keep_out=[[10,10,5,50]]"],
+        "keep_out box [10, 10, 5, 50] is empty",
+        id="keep-out-empty",
+    ),
+    pytest.param(
+        ["image={cat}", "target.box=[140,40,330,300]", "dx=5", "keep_out=face"],
+        "keep_out needs a list of boxes",
+        id="keep-out-not-boxes",
+    ),
+    pytest.param(
         ["image={cat}", "target.box=[140,40,330,300]", "dx=0.4"], "rounds to a move of 0", id="dx-0.4"
     ),
     pytest.param(

@@ -158,3 +158,32 @@ def test_patchmatch_working_resolution_is_never_coarser_than_its_floor():
     assert inpainter.work_factor(4_400_000) == 0.5
     assert inpainter.work_factor(383_000) == pytest.approx(0.7226, abs=1e-3)
     assert inpainter.work_factor(150_000) == 1.0
+
+
+def test_patchmatch_continues_a_sky_gradient_through_a_tall_narrow_hole():
+    # the rocket demo's conditions: a sky darkening upwards and a tall, narrow hole. With
+    # a band thinner than the coarse levels' patches, only the sky above the hole held
+    # whole patches there, and the old place became a darker column (12 levels on average)
+    rng = np.random.default_rng(0)
+    height, width = 420, 220
+    sky = np.linspace(50, 130, height)[:, None, None] * np.array([0.8, 0.9, 1.2])
+    image = np.clip(sky + rng.normal(0, 2.5, (height, width, 1)), 0, 255).astype(np.uint8)
+    hole = np.zeros((height, width), dtype=bool)
+    hole[110:400, 90:136] = True
+    grey = build("patchmatch").inpaint(image, hole).astype(np.float64).mean(axis=2)
+    rows = grey[140:380]
+    beside = np.concatenate([rows[:, 70:88], rows[:, 138:156]], axis=1).mean(axis=1)
+    assert np.abs(rows[:, 90:136].mean(axis=1) - beside).max() < 4
+
+
+def test_patchmatch_reaches_beyond_its_band_only_over_the_same_surface():
+    # past the band, the red saucer is reached, the wood around it is not
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+
+    image, hole = wood_and_red_disk()
+    inpainter = PatchMatchInpainter(min_band=8, reach=40)
+    _, band = inpainter.source_box(hole, hole)
+    (x0, y0, x1, y1), source = inpainter.source_box(hole, hole, image)
+    colours = image[y0:y1, x0:x1][source].astype(int)
+    assert ((colours[:, 0] > 140) & (colours[:, 1] < 80)).mean() > 0.99
+    assert source.sum() > 1.5 * band.sum()

@@ -60,3 +60,27 @@ def test_clicks_in_sams_format_stand_alone_or_refine_a_box():
 def test_bad_clicks_say_what_is_wrong(kwargs, message):
     with pytest.raises(DisplacementError, match=message):
         make_target(100, 80, **kwargs)
+
+
+def test_keep_out_boxes_are_checked_and_clipped():
+    from object_displacement.targets import keep_out_boxes
+
+    assert keep_out_boxes(None, 100, 80) == () and keep_out_boxes([], 100, 80) == ()
+    assert keep_out_boxes([[-5, 0, 10, 90], [50, 50, 60, 60]], 100, 80) == ((0, 0, 10, 80), (50, 50, 60, 60))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("face", "keep_out needs a list of boxes"),
+        ([[10, 10, 5, 20]], r"keep_out box \[10, 10, 5, 20\] is empty"),
+        ([[200, 200, 300, 300]], "keep_out box .* is outside the 100x80 image"),
+        ([[1, 2, 3]], "keep_out needs 4 numbers"),
+        ([5, 6, 7, 8], "keep_out needs 4 numbers"),
+    ],
+)
+def test_bad_keep_out_boxes_say_what_is_wrong(value, message):
+    from object_displacement.targets import keep_out_boxes
+
+    with pytest.raises(DisplacementError, match=message):
+        keep_out_boxes(value, 100, 80)

@@ -69,3 +69,28 @@ def test_output_equal_to_input_is_refused_before_anything_is_written(make_cfg, s
 def test_demo_defaults_do_not_leak_into_a_users_photo(make_cfg, square_png):
     metrics, _ = displace(make_cfg(f"image={square_png}", "target.point=[45,55]"))
     assert metrics["mode"] == "mask" and metrics["target"] == "point"
+
+
+def test_keep_out_boxes_are_never_copied_into_the_hole(make_cfg, square_scene, tmp_path):
+    # the square sits on a green sign that fills most of the fill's source: without
+    # keep_out the vacated place copies green from it; with the sign kept out, grey wall
+    image = square_scene[0].copy()
+    rng = np.random.default_rng(1)
+    sign = np.array([30, 200, 30], dtype=np.uint8) + rng.integers(0, 30, (120, 100, 1), np.uint8)
+    inside = image[36:74, 26:64].copy()
+    image[:, :100] = sign
+    image[36:74, 26:64] = inside
+    path = tmp_path / "sign.png"
+    Image.fromarray(image).save(path)
+    move = [f"image={path}", "target.box=[25,35,65,75]", "dx=80", "ghost_check.max_attempts=1"]
+
+    def green_in_hole(*extra: str) -> int:
+        _, result = displace(make_cfg(*move, *extra))
+        hole = result.output[40:70, 30:60].astype(int)
+        if extra:
+            assert np.abs(hole - 128).max() <= 2  # the grey wall, not black or red
+        return int(((hole[..., 1] - hole[..., 0]) > 60).sum())
+
+    assert green_in_hole() > 0  # the scene does provoke the copy
+    # the box takes the whole sign with the square on it: what is left is the wall beyond
+    assert green_in_hole("keep_out=[[0,0,100,120]]") == 0

@@ -70,6 +70,7 @@ def move(
     scale: float = 1.0,
     flip: bool = False,
     anchor: str | None = None,
+    keep_out: Sequence[Sequence[float]] | None = None,
     pipeline: Pipeline | None = None,
     output: str | os.PathLike[str] | None = None,
 ) -> Moved:
@@ -78,7 +79,8 @@ def move(
 
     ``image`` is a path (or ``skimage:NAME``), a Pillow image or an RGB uint8 array. With no
     ``pipeline`` the default one is loaded (slow for models: load once, pass it in).
-    ``anchor`` defaults to the pipeline's config. ``output`` also writes the result (the mask,
+    ``anchor`` defaults to the pipeline's config. ``keep_out`` boxes ``[[x0, y0, x1, y1], ...]``
+    mark regions no fill may copy from (another face, a sign). ``output`` also writes the result (the mask,
     in mask mode) to that path."""
     # 1. Check inputs before any work
     pipeline = pipeline if pipeline is not None else load_pipeline()
@@ -93,7 +95,7 @@ def move(
     else:
         picture, source = as_image(image), f"<{type(image).__name__}>"
     target = {"prompt": prompt, "point": point, "box": box, "points": points, "labels": labels}
-    metrics, result = edit(pipeline, picture, source, target, moving)
+    metrics, result = edit(pipeline, picture, source, target, moving, keep_out=keep_out)
 
     # 3. Only what was asked for is written
     final = result.output if result.output is not None else result.mask

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -87,6 +88,14 @@ def context_box(box: Box, context: float, width: int, height: int) -> Box:
     x0, y0, x1, y1 = box
     mx, my = round(context * (x1 - x0)) + 8, round(context * (y1 - y0)) + 8
     return clip_box((x0 - mx, y0 - my, x1 + mx, y1 + my), width, height)
+
+
+def boxes_mask(boxes: Sequence[Box], width: int, height: int) -> Mask:
+    """A ``height`` x ``width`` mask that is true inside any of ``boxes`` (x0, y0, x1, y1)."""
+    mask = np.zeros((height, width), dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = True
+    return mask
 
 
 def box_iou(a: Box, b: Box) -> float:

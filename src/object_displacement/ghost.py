@@ -88,7 +88,7 @@ class GhostCheck:
             if number >= self.max_attempts:
                 break
             try:
-                output = candidate.inpaint(plan.composite, plan.inpaint_mask, plan.moved_mask, subject)
+                output = candidate.inpaint(plan.composite, plan.inpaint_mask, plan.avoid, subject)
             except InpaintFailed as failure:
                 log.warning("inpainting attempt %d (%s) failed: %s", number + 1, label, failure)
                 attempts.append({"attempt": number + 1, "inpainter": label, "failed": str(failure)})

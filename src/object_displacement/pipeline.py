@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from object_displacement.cache import StageCache
 from object_displacement.compositors.base import Compositor
 from object_displacement.compositors.paste import PasteCompositor
 from object_displacement.errors import DisplacementError
+from object_displacement.geometry import boxes_mask
 from object_displacement.ghost import GhostCheck
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.mask_policies.base import MaskPolicy
@@ -17,7 +18,7 @@ from object_displacement.matting.base import Matting
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.auto import AutoSelector
 from object_displacement.selectors.base import Selector
-from object_displacement.types import Candidate, Image, Move, Result, Target
+from object_displacement.types import Box, Candidate, Image, Move, Result, Target
 
 T = TypeVar("T")
 
@@ -68,7 +69,11 @@ class Pipeline:
             *self.ghost_check.fallbacks,
         ]
 
-    def __call__(self, image: Image, target: Target, move: Move | None = None) -> Result:
+    def __call__(
+        self, image: Image, target: Target, move: Move | None = None, keep_out: Sequence[Box] = ()
+    ) -> Result:
+        """Run the stages; ``keep_out`` boxes (checked, in the image) are never copied into
+        a fill."""
         timings: dict[str, float] = {}
 
         def timed(stage: str, fn: Callable[[], T]) -> T:
@@ -96,6 +101,8 @@ class Pipeline:
         matting = self.matting
         matte = None if matting is None else timed("matte", lambda: matting(image, result.mask))
         plan = result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, move, matte))
+        if keep_out:
+            plan.keep_out = boxes_mask(keep_out, image.shape[1], image.shape[0])
         plan.composite, plan.inpaint_mask = timed("composite", lambda: self.compositor(plan))
         result.output, result.attempts = timed(
             "inpaint", lambda: self.ghost_check(self.inpainter, plan, target.prompt)

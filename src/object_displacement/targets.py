@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from object_displacement.errors import DisplacementError
 from object_displacement.geometry import clip_box
-from object_displacement.types import Target
+from object_displacement.types import Box, Target
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,24 @@ def _ignored(used: str, **others: object) -> None:
             log.info("using %s; ignoring target.%s=%s", used, name, value)
 
 
+def keep_out_boxes(value: object, width: int, height: int) -> tuple[Box, ...]:
+    """The checked ``keep_out`` boxes: regions of a ``width`` x ``height`` image the fill
+    must not copy from (another face, a sign), each ``[x0, y0, x1, y1]`` in pixels and
+    clipped to the image. ``None`` or ``[]``: none."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise DisplacementError(f"keep_out needs a list of boxes [[x0,y0,x1,y1], ...], got {value!r}")
+    return tuple(_check_box(box, width, height, "keep_out") for box in value)
+
+
 def _numbers(value: Sequence[float], count: int, name: str) -> list[int]:
     try:
         numbers = [float(v) for v in value]
     except (TypeError, ValueError):
         numbers = []
     if len(numbers) != count or not all(math.isfinite(n) for n in numbers):
-        raise DisplacementError(f"target.{name} needs {count} numbers of pixels, got {_shown(value)}")
+        raise DisplacementError(f"{name} needs {count} numbers of pixels, got {_shown(value)}")
     return [round(n) for n in numbers]
 
 
@@ -101,17 +112,18 @@ def _shown(value: object) -> str:
 
 
 def _check_point(point: Sequence[float], width: int, height: int) -> tuple[int, int]:
-    x, y = _numbers(point, 2, "point")
+    x, y = _numbers(point, 2, "target.point")
     if not (0 <= x < width and 0 <= y < height):
         raise DisplacementError(f"point {[x, y]} is outside the {width}x{height} image")
     return (x, y)
 
 
-def _check_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = _numbers(box, 4, "box")
+def _check_box(box: Sequence[float], width: int, height: int, name: str = "target.box") -> Box:
+    x0, y0, x1, y1 = _numbers(box, 4, name)
+    shown = "box" if name == "target.box" else f"{name} box"
     if x1 <= x0 or y1 <= y0:
-        raise DisplacementError(f"box {[x0, y0, x1, y1]} is empty: need x0 < x1 and y0 < y1")
+        raise DisplacementError(f"{shown} {[x0, y0, x1, y1]} is empty: need x0 < x1 and y0 < y1")
     clipped = clip_box((x0, y0, x1, y1), width, height)
     if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-        raise DisplacementError(f"box {[x0, y0, x1, y1]} is outside the {width}x{height} image")
+        raise DisplacementError(f"{shown} {[x0, y0, x1, y1]} is outside the {width}x{height} image")
     return clipped

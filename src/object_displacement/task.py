@@ -39,7 +39,7 @@ from object_displacement.runtime import UsesDevice, make_fabric
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
 from object_displacement.selectors.clip import ClipSelector
-from object_displacement.targets import has_target, make_target
+from object_displacement.targets import has_target, keep_out_boxes, make_target
 from object_displacement.types import Image, Move, Result, Target
 from object_displacement.visualize import run_images
 from object_displacement.weights import check_weights
@@ -180,6 +180,8 @@ def job_settings(cfg: DictConfig) -> dict[str, Any]:
     cfg = apply_demo(cfg)
     settings = {"image": cfg.image, "target": dict(cfg.target)}
     settings["move"] = make_move(cfg.dx, cfg.dy, cfg.scale, cfg.flip, cfg.anchor)
+    keep_out = cfg.get("keep_out")
+    settings["keep_out"] = OmegaConf.to_container(keep_out) if isinstance(keep_out, ListConfig) else keep_out
     return settings
 
 
@@ -243,6 +245,7 @@ def run_edit(
     output: str | None = None,
     max_megapixels: float | None = MAX_MEGAPIXELS,
     warn_prompt: bool = True,
+    keep_out: Any = None,
 ) -> tuple[dict[str, Any], Result, dict[str, Any]]:
     """One edit: read, run the stages, score, write the artifacts into ``out_dir``.
 
@@ -258,7 +261,7 @@ def run_edit(
 
     # 2. Read the image, then edit it as every entry point does
     image = read_image(image_source, max_megapixels=max_megapixels)
-    metrics, result = edit(pipeline, image, str(image_source), target, move, warn_prompt)
+    metrics, result = edit(pipeline, image, str(image_source), target, move, warn_prompt, keep_out)
 
     # 3. Write everything whole; metrics.json last, as the mark of a complete run
     images = run_images(result)
@@ -274,15 +277,18 @@ def edit(
     target: dict[str, Any],
     move: Move,
     warn_prompt: bool = True,
+    keep_out: Any = None,
 ) -> tuple[dict[str, Any], Result]:
     """One edit of an image in memory: place the target on it, run the stages, score what
     they made. The CLI, the API and the app all call this, so one setting gives one result
-    whichever entry point started it; nothing is written."""
+    whichever entry point started it; nothing is written. ``keep_out``: boxes
+    ``[[x0, y0, x1, y1], ...]`` no fill may copy from."""
     checked = target_for(pipeline, image, target)
+    boxes = keep_out_boxes(keep_out, image.shape[1], image.shape[0])
     if warn_prompt:
         warn_unread_prompt(pipeline, checked)
     hits_before = len(pipeline.cache.hits)
-    result = pipeline(image, checked, move)
+    result = pipeline(image, checked, move, boxes)
     metrics = {"image": source, **result.metrics()}
     metrics["cache_hits"] = pipeline.cache.hits[hits_before:]
     metrics["quality"] = evaluate(result, scorer=text_scorer(pipeline))
@@ -343,6 +349,7 @@ def displace(cfg: DictConfig, logger: RunLogger | None = None) -> tuple[dict[str
         max_megapixels=cfg.get("max_megapixels", MAX_MEGAPIXELS),
         # the demo's own prompt is there for selector=clip; with other selectors it is quiet
         warn_prompt=not (job["image"] == cfg.demo.image and job["target"] == dict(cfg.demo.target)),
+        keep_out=job["keep_out"],
     )
     logger.log_metrics({k: v for k, v in metrics.items() if k not in MOVE_SETTINGS})
     logger.log_table("ranking", *ranking_table(result))

@@ -150,6 +150,8 @@ class Plan:
     """Share of the (scaled) object still inside the frame."""
     composite: Image | None = None
     inpaint_mask: Mask | None = None
+    keep_out: Mask | None = None
+    """Pixels the user marked (``keep_out`` boxes) that no fill may copy from."""
 
     @cached_property
     def moved_mask(self) -> Mask:
@@ -157,6 +159,11 @@ class Plan:
         compositor, the inpainter, the ghost check and the metrics all ask for it, and
         ``alpha`` does not change after planning."""
         return self.alpha >= 0.5
+
+    @property
+    def avoid(self) -> Mask:
+        """What a fill must not copy from: the moved object and the user's keep-out regions."""
+        return self.moved_mask if self.keep_out is None else self.moved_mask | self.keep_out
 
     @property
     def dx(self) -> int:

@@ -21,9 +21,10 @@ class PatchMatchInpainter(Inpainter):
     other surfaces that match a hole's blurry prefill just as well (wood grain for a red
     saucer, a face for a grey wall), and searching them all is most of the cost. So each
     separate part of the mask is filled from a band ``source_band`` wide around it
-    (relative to the part's size), never from the pixels to ``avoid`` (the moved object)
-    nor from any other hole. The parts are independent and filled in parallel threads
-    (the native library releases the GIL); the result equals a sequential fill.
+    (relative to the part's size), never from the pixels to ``avoid`` (the moved object
+    and the user's ``keep_out`` boxes) nor from any other hole. The parts are independent
+    and filled in parallel threads (the native library releases the GIL); the result
+    equals a sequential fill.
 
     Args:
         patch_size: patch radius; larger follows larger structures but is much slower
@@ -34,6 +35,19 @@ class PatchMatchInpainter(Inpainter):
         source_band: width of the source band around each part of the mask, as a
             fraction of that part's bounding-box diagonal; ``None`` turns the band off.
         min_band: the band is at least this many pixels wide, so thin seams find texture.
+        reach: beyond the band, out to this many pixels, the pixels of the same surface
+            (colours the band holds, ``reach_tolerance`` standard deviations at most) are
+            copied from too. PatchMatch decides what goes where at its coarse levels, where
+            a 16 px band beside a tall, narrow hole holds no whole patch: only its ends
+            above and below do, and the rocket demo's old place became a column of the
+            darker sky from above. Reaching 40 px over the same sky keeps whole patches
+            beside the hole, and lets tile grout, a rim or brick courses be seen and
+            continued; stopping at another colour keeps the table's wood out of a hole in
+            a red saucer, which a plain 40 px band lets in. A part that would then be
+            filled at a working resolution does not reach: its band is wide already.
+            0: the band alone.
+        reach_tolerance: how far (Mahalanobis distance, in standard deviations of the
+            band's colours) a pixel's colour may lie from the band's to be reached.
         workers: threads filling parts at once; 0: one per CPU core.
         work_pixels: a part whose crop holds more pixels is filled at a working
             resolution with at most this many, and the fill brought back to full size
@@ -54,6 +68,8 @@ class PatchMatchInpainter(Inpainter):
         context: float | None = None,
         source_band: float | None = 0.06,
         min_band: int = 16,
+        reach: int = 40,
+        reach_tolerance: float = 3.0,
         workers: int = 0,
         work_pixels: int | None = 200_000,
         min_work_scale: float = 0.5,
@@ -63,6 +79,8 @@ class PatchMatchInpainter(Inpainter):
         self.seed = seed
         self.source_band = source_band
         self.min_band = min_band
+        self.reach = reach
+        self.reach_tolerance = reach_tolerance
         self.workers = workers
         self.work_pixels = work_pixels
         self.min_work_scale = min_work_scale
@@ -80,7 +98,7 @@ class PatchMatchInpainter(Inpainter):
             return out
         blocked = mask if avoid is None else mask | avoid
         patchmatch.set_random_seed(self.seed)
-        jobs = [(part, self.source_box(part, blocked)) for part in parts]
+        jobs = [(part, self.source_box(part, blocked, image)) for part in parts]
         workers = min(len(jobs), self.workers or os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             filled = list(pool.map(lambda job: self._fill_part(image, blocked, *job), jobs))
@@ -91,21 +109,55 @@ class PatchMatchInpainter(Inpainter):
             out[region][inside] = patch[inside]
         return out
 
-    def source_box(self, part: Mask, blocked: Mask) -> tuple[Box, Mask]:
+    def source_box(self, part: Mask, blocked: Mask, image: Image | None = None) -> tuple[Box, Mask]:
         """The crop around ``part`` and, within it, the pixels it may copy from: the band
-        around it, less every hole and avoided pixel (the whole crop if that is empty)."""
-        height, width = part.shape
+        around it and, given the ``image``, the same surface out to ``reach``, less every
+        hole and avoided pixel (if that is too little, the whole crop less those, and if
+        that holds no patch big enough for PatchMatch's coarse levels, a wider crop)."""
         bbox = Candidate(part).bbox
-        band = max(self.min_band, round(self.source_band * bbox_diagonal(bbox)))  # type: ignore[operator]
-        margin = band + self.patch_size
-        grown = (bbox[0] - margin, bbox[1] - margin, bbox[2] + margin, bbox[3] + margin)
-        box = clip_box(grown, width, height)
+        band = self.band_width(bbox)
+        reach = max(band, self.reach) if image is not None else band
+        box = self._grown(bbox, reach, part.shape)
+        if reach > band and self.work_factor((box[2] - box[0]) * (box[3] - box[1])) < 1.0:
+            # a part this large has a wide band already: reaching further would only
+            # coarsen the working resolution it is filled at
+            reach, box = band, self._grown(bbox, band, part.shape)
         region = (slice(box[1], box[3]), slice(box[0], box[2]))
         source = dilate(part[region], band) & ~blocked[region]
+        if reach > band and source.sum() > 3:  # enough to estimate the band's colours
+            beyond = dilate(part[region], reach) & ~source & ~blocked[region]
+            source |= beyond & same_surface(image[region], source, self.reach_tolerance)  # type: ignore[index]
         side = 2 * self.patch_size + 1
         if source.sum() < 4 * side * side:  # too little to copy from: the crop, less the blocked
             source = ~blocked[region]
+            side = self.coarse_patch(bbox)
+            if self.whole_patches(source, side) < 4:  # still none (keep_out all around): look further
+                box = self._grown(bbox, reach + 2 * side, part.shape)
+                source = ~blocked[box[1] : box[3], box[0] : box[2]]
         return box, source
+
+    def coarse_patch(self, bbox: Box) -> int:
+        """The side, in full-size pixels, of a patch at the coarser levels PatchMatch fills
+        a hole with bounding box ``bbox`` through (up to 3 patches): a source strip
+        narrower than that is gone by then, and a hole in a keep_out box came out black."""
+        patch = 2 * self.patch_size + 1
+        return int(np.clip(min(bbox[2] - bbox[0], bbox[3] - bbox[1]), patch, 3 * patch))
+
+    @staticmethod
+    def whole_patches(source: Mask, side: int) -> int:
+        """How many ``side`` x ``side`` patches lie wholly in ``source``."""
+        kernel = np.ones((side, side), np.uint8)
+        inside = cv2.erode(source.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        return int(inside.sum())
+
+    def band_width(self, bbox: Box) -> int:
+        """The band's width around a part with bounding box ``bbox``, in pixels."""
+        return max(self.min_band, round(self.source_band * bbox_diagonal(bbox)))  # type: ignore[operator]
+
+    def _grown(self, bbox: Box, width: int, shape: tuple[int, ...]) -> Box:
+        margin = width + self.patch_size
+        grown = (bbox[0] - margin, bbox[1] - margin, bbox[2] + margin, bbox[3] + margin)
+        return clip_box(grown, shape[1], shape[0])
 
     def _fill_part(self, image: Image, blocked: Mask, part: Mask, job: tuple[Box, Mask]) -> Image:
         box, source = job
@@ -140,6 +192,18 @@ class PatchMatchInpainter(Inpainter):
         if avoid is None or not avoid.any():
             return patchmatch.inpaint(image, mask, patch_size=self.patch_size)
         return patchmatch.inpaint(image, mask, global_mask=avoid, patch_size=self.patch_size)
+
+
+def same_surface(image: Image, sample: Mask, tolerance: float) -> Mask:
+    """Pixels whose colour lies within ``tolerance`` standard deviations (Mahalanobis) of
+    the colours under ``sample``: the surface the sample is of, not the next one."""
+    colours = image[sample].astype(np.float64)
+    mean = colours.mean(axis=0)
+    # a floor on the spread: a flat sample would otherwise refuse its own noise
+    covariance = np.cov(colours, rowvar=False) + np.eye(3) * 4.0**2
+    offset = image.reshape(-1, 3).astype(np.float64) - mean
+    distance = np.einsum("ij,jk,ik->i", offset, np.linalg.inv(covariance), offset)
+    return (distance <= tolerance**2).reshape(image.shape[:2])
 
 
 def mask_parts(mask: Mask, gap: int) -> list[Mask]:
