@@ -187,3 +187,22 @@ def test_patchmatch_reaches_beyond_its_band_only_over_the_same_surface():
     colours = image[y0:y1, x0:x1][source].astype(int)
     assert ((colours[:, 0] > 140) & (colours[:, 1] < 80)).mean() > 0.99
     assert source.sum() > 1.5 * band.sum()
+
+
+
+def test_the_shuttles_old_place_gets_wall_not_the_astronauts_suit():
+    # a short move joins the hole and the seam ring around the moved shuttle into one part;
+    # filled as one, the hole copied the orange suit that stands beside the ring's foot
+    from object_displacement.api import load_pipeline, move
+
+    moved = move(
+        "skimage:astronaut",
+        box=[352, 0, 475, 290],
+        dx=-100,
+        pipeline=load_pipeline(["logger=none", "cache.enabled=false"]),
+    )
+    plan = moved.result.plan
+    vacated = plan.source_mask & ~plan.moved_mask
+    red, green = (moved.output[..., c].astype(int) for c in (0, 1))
+    orange = (red > 150) & (red - green > 60)
+    assert orange[vacated].mean() < 0.01

@@ -88,7 +88,9 @@ class GhostCheck:
             if number >= self.max_attempts:
                 break
             try:
-                output = candidate.inpaint(plan.composite, plan.inpaint_mask, plan.avoid, subject)
+                output = candidate.inpaint(
+                    plan.composite, plan.inpaint_mask, plan.avoid, subject, plan.seam_mask
+                )
             except InpaintFailed as failure:
                 log.warning("inpainting attempt %d (%s) failed: %s", number + 1, label, failure)
                 attempts.append({"attempt": number + 1, "inpainter": label, "failed": str(failure)})

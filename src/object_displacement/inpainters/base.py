@@ -31,12 +31,20 @@ class Inpainter(ABC):
         self.context = context
 
     def inpaint(
-        self, image: Image, mask: Mask, avoid: Mask | None = None, subject: str | None = None
+        self,
+        image: Image,
+        mask: Mask,
+        avoid: Mask | None = None,
+        subject: str | None = None,
+        seam: Mask | None = None,
     ) -> Image:
         """``image`` with ``mask`` filled. ``avoid`` marks pixels the fill should not copy
         from (the pasted object, so it is not smeared into its own seam); backends that
         cannot honour it ignore it. ``subject`` names what was removed (the target's
-        prompt), for backends that can be told not to draw it again."""
+        prompt), for backends that can be told not to draw it again. ``seam`` marks the
+        ring around the pasted object: a backend that copies from the surroundings fills
+        it from the object's new surroundings and the hole from the old place's, even
+        where the two touch; others fill the whole mask alike."""
         if image.shape[:2] != mask.shape:
             raise ValueError(f"mask {mask.shape} does not match image {image.shape[:2]}")
         out = image.copy()

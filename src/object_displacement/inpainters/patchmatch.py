@@ -86,14 +86,24 @@ class PatchMatchInpainter(Inpainter):
         self.min_work_scale = min_work_scale
 
     def inpaint(
-        self, image: Image, mask: Mask, avoid: Mask | None = None, subject: str | None = None
+        self,
+        image: Image,
+        mask: Mask,
+        avoid: Mask | None = None,
+        subject: str | None = None,
+        seam: Mask | None = None,
     ) -> Image:
         if self.source_band is None:
-            return super().inpaint(image, mask, avoid, subject)
+            return super().inpaint(image, mask, avoid, subject, seam)
         if image.shape[:2] != mask.shape:
             raise ValueError(f"mask {mask.shape} does not match image {image.shape[:2]}")
         out = image.copy()
-        parts = mask_parts(mask, gap=2 * self.patch_size + 1)
+        # the seam ring and the hole are filled apart, each from its own surroundings: one
+        # band around both let the hole copy whatever stands next to the moved object (the
+        # astronaut's suit into the shuttle's old place)
+        seam = np.zeros_like(mask) if seam is None else seam & mask
+        gap = 2 * self.patch_size + 1
+        parts = mask_parts(mask & ~seam, gap) + mask_parts(seam, gap)
         if not parts:
             return out
         blocked = mask if avoid is None else mask | avoid
