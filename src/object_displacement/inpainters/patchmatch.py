@@ -49,9 +49,9 @@ class PatchMatchInpainter(Inpainter):
         reach_tolerance: how far (Mahalanobis distance, in standard deviations of the
             band's colours) a pixel's colour may lie from the band's to be reached.
         workers: threads filling parts at once; 0: one per CPU core.
-        work_pixels: a part whose crop holds more pixels is filled at a working
-            resolution with at most this many, and the fill brought back to full size
-            (bicubic). PatchMatch's cost grows with the crop's area, while what fills a
+        work_pixels: crops holding more pixels (all parts' crops together) are filled
+            at a working resolution with at most this many, and the fill brought back to
+            full size (bicubic). PatchMatch's cost grows with the crop's area, while what fills a
             vacated region is decided at a coarse scale: a 12 MP photo's hole needs no
             12 MP of iterations. The price is fine detail inside a large hole (about
             the working scale's); ``None``: always full resolution.
@@ -111,7 +111,11 @@ class PatchMatchInpainter(Inpainter):
         jobs = [(part, self.source_box(part, blocked, image)) for part in parts]
         workers = min(len(jobs), self.workers or os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            filled = list(pool.map(lambda job: self._fill_part(image, blocked, *job), jobs))
+            # one budget for all crops: a seam ring filled apart from its hole must not
+            # double the work of filling the two as one
+            total = sum((x1 - x0) * (y1 - y0) for _, ((x0, y0, x1, y1), _) in jobs)
+            factor = self.work_factor(total)
+            filled = list(pool.map(lambda job: self._fill_part(image, blocked, *job, factor), jobs))
         for (part, (box, _)), patch in zip(jobs, filled, strict=True):
             x0, y0, x1, y1 = box
             region = (slice(y0, y1), slice(x0, x1))
@@ -169,12 +173,14 @@ class PatchMatchInpainter(Inpainter):
         grown = (bbox[0] - margin, bbox[1] - margin, bbox[2] + margin, bbox[3] + margin)
         return clip_box(grown, shape[1], shape[0])
 
-    def _fill_part(self, image: Image, blocked: Mask, part: Mask, job: tuple[Box, Mask]) -> Image:
+    def _fill_part(
+        self, image: Image, blocked: Mask, part: Mask, job: tuple[Box, Mask], factor: float = 1.0
+    ) -> Image:
         box, source = job
         x0, y0, x1, y1 = box
         region = (slice(y0, y1), slice(x0, x1))
         crop, hole = np.ascontiguousarray(image[region]), part[region]
-        factor = self.work_factor(hole.size)
+        factor = min(factor, self.work_factor(hole.size))
         if factor < 1.0:
             height, width = hole.shape
             size = (max(1, round(width * factor)), max(1, round(height * factor)))
