@@ -189,7 +189,6 @@ def test_patchmatch_reaches_beyond_its_band_only_over_the_same_surface():
     assert source.sum() > 1.5 * band.sum()
 
 
-
 def test_the_shuttles_old_place_gets_wall_not_the_astronauts_suit():
     # a short move joins the hole and the seam ring around the moved shuttle into one part;
     # filled as one, the hole copied the orange suit that stands beside the ring's foot
