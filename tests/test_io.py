@@ -91,3 +91,10 @@ def test_masks_are_written_as_black_and_white(tmp_path):
     mask[1, 2] = True
     written = np.asarray(Image.open(write_image(tmp_path / "m.png", mask)))
     assert written[1, 2] == 255 and written.sum() == 255
+
+
+def test_a_photo_above_a_small_bound_names_its_size_in_megapixels(tmp_path):
+    # a 451x300 photo against max_megapixels=0.1 said "(0 MP), above max_megapixels=0.1"
+    path = save(tmp_path, "small.png", Image.new("RGB", (451, 300)))
+    with pytest.raises(DisplacementError, match=r"451x300 \(0\.135 MP\), above max_megapixels=0\.1"):
+        read_image(path, max_megapixels=0.1)

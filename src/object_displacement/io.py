@@ -88,7 +88,7 @@ def _check_size(path: Path, size: tuple[int, int], bound: float | None) -> None:
 
 def too_large(path: Path, size: tuple[int, int] | None, bound: float | None) -> DisplacementError:
     """The error for a photo above the ``max_megapixels`` bound, naming the setting."""
-    what = f"{size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP)" if size else "too large to decode safely"
+    what = f"{size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.3g} MP)" if size else "too large to decode safely"
     return DisplacementError(
         f"image {path} is {what}, above max_megapixels={bound:g}: scale it down, or raise "
         "the bound (e.g. max_megapixels=200) if the machine has the memory"
