@@ -86,13 +86,13 @@ def strong_edges(patch: Image, box: Box, factor: float = 2.0, floor: float = 120
     return magnitude > max(floor, factor * typical)
 
 
-def background_in_box(patch: Image, box: Box, contrast: float = 4.0, floor: float = 10.0) -> Mask:
-    """The box pixels that are the surroundings carried on into the box: common around it,
-    matching its smooth continuation, and connected to the box's sides without crossing a
+def background_in_box(patch: Image, box: Box, continued: Mask, common: Mask) -> Mask:
+    """The box pixels that are the surroundings carried on into the box: ``common`` around
+    it (:func:`common_outside`), matching its smooth continuation (``continued``,
+    :func:`continued_surroundings`), and connected to the box's sides without crossing a
     strong edge (the object's outline)."""
     x0, y0, x1, y1 = box
-    continued, _, _ = continued_surroundings(patch, box, contrast, floor)
-    like = common_outside(patch, box) & continued & ~strong_edges(patch, box)
+    like = common & continued & ~strong_edges(patch, box)
     inner = like[y0:y1, x0:x1].astype(np.uint8)
     if inner.size == 0:
         return np.zeros_like(like)

@@ -175,10 +175,16 @@ class GrabCutSegmenter(Segmenter):
 
         loose = box_given is False
         clean = self.clean_start and not loose
-        background = background_in_box(small, inner) if clean else None
+        if not loose and (clean or self.grow):
+            # what the surroundings say of each box pixel, once for the start and the grow
+            continued, distance, allowed = continued_surroundings(
+                small, inner, self.grow_contrast, self.grow_floor
+            )
+            common = common_outside(small, inner) if clean else None
+        background = background_in_box(small, inner, continued, common) if clean else None
         foreground = self._grabcut(small, inner, local(positive), local(negative), loose, background)
         if self.grow and not loose:
-            foreground = self._grown(small, foreground, inner, clean)
+            foreground = self._grown(foreground, inner, distance > allowed, allowed, common)
             for x, y in local(negative):  # a click off the object stays off it
                 cv2.circle(foreground.view(np.uint8), (x, y), 3, 0, thickness=-1)
         return crop, patch, factor, foreground
@@ -239,19 +245,26 @@ class GrabCutSegmenter(Segmenter):
             ) from err
         return (state == cv2.GC_FGD) | (state == cv2.GC_PR_FGD)
 
-    def _grown(self, patch: Image, foreground: np.ndarray, box: Box, clean: bool = False) -> np.ndarray:
-        """``foreground`` plus the box pixels unlike the background predicted from the border
-        that touch it. After a ``clean`` start, on textured surroundings (where that
-        prediction is poor) only colours rare around the box may grow, so the texture
-        between an object's parts does not grow back; on smooth surroundings the
+    def _grown(
+        self,
+        foreground: np.ndarray,
+        box: Box,
+        differs: np.ndarray,
+        allowed: np.ndarray,
+        common: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``foreground`` plus the box pixels that ``differ`` from the background predicted
+        from the border (by more than ``allowed``) and touch it. After a clean start (given
+        the box pixels whose colour is ``common`` around it), on textured surroundings
+        (where that prediction is poor) only colours rare around the box may grow, so the
+        texture between an object's parts does not grow back; on smooth surroundings the
         prediction is good, and a dim rocket tip against the sky grows back whatever its
         colour."""
-        _, distance, allowed = continued_surroundings(patch, box, self.grow_contrast, self.grow_floor)
         x0, y0, x1, y1 = box
         unlike = np.zeros(foreground.shape, dtype=bool)
-        unlike[y0:y1, x0:x1] = (distance > allowed)[y0:y1, x0:x1]
-        if clean:
-            unlike &= (allowed <= self.grow_floor) | ~common_outside(patch, box)
+        unlike[y0:y1, x0:x1] = differs[y0:y1, x0:x1]
+        if common is not None:
+            unlike &= (allowed <= self.grow_floor) | ~common
         _, labels = cv2.connectedComponents(unlike.astype(np.uint8), connectivity=8)
         touching = np.unique(labels[foreground & unlike])
         return foreground | np.isin(labels, touching[touching > 0])
