@@ -179,31 +179,25 @@ def test_each_mistake_is_one_line_exit_2(args, message, files, tmp_path):
 # --- faults that need more set-up ---------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 256 kB file system (tmpfs): a real full disk. Needs root; skipped elsewhere."""
-    mount = tmp_path / "disk"
+def _tmpfs(mount, options: str):
+    """A real tmpfs file system mounted with ``options``. Needs root; skipped elsewhere."""
     mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-    )
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True)
     if made.returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mount
     subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 kB file system (tmpfs): a real full disk."""
+    yield from _tmpfs(tmp_path / "disk", "size=256k")
 
 
 @pytest.fixture
 def read_only_disk(tmp_path):
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)], capture_output=True
-    )
-    if made.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+    yield from _tmpfs(tmp_path / "ro", "ro,size=64k")
 
 
 @pytest.mark.slow
