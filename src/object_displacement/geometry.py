@@ -82,12 +82,19 @@ def clip_box(box: Box, width: int, height: int) -> Box:
     return (max(0, x0), max(0, y0), min(width, x1), min(height, y1))
 
 
+def grown_box(box: Box, width: int, height: int, mx: float, my: float | None = None) -> Box:
+    """``box`` grown by ``mx`` pixels left and right and ``my`` (``mx`` if not given) up and
+    down, rounded to whole pixels and clipped to a ``width`` x ``height`` image."""
+    x0, y0, x1, y1 = box
+    my = mx if my is None else my
+    return clip_box((round(x0 - mx), round(y0 - my), round(x1 + mx), round(y1 + my)), width, height)
+
+
 def context_box(box: Box, context: float, width: int, height: int) -> Box:
     """``box`` grown by ``context`` of its size plus 8 px on each side, clipped to the image:
     the surroundings an inpainter sees around what it fills."""
     x0, y0, x1, y1 = box
-    mx, my = round(context * (x1 - x0)) + 8, round(context * (y1 - y0)) + 8
-    return clip_box((x0 - mx, y0 - my, x1 + mx, y1 + my), width, height)
+    return grown_box(box, width, height, round(context * (x1 - x0)) + 8, round(context * (y1 - y0)) + 8)
 
 
 def boxes_mask(boxes: Sequence[Box], width: int, height: int) -> Mask:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from object_displacement.geometry import clip_box, place_object, shift
+from object_displacement.geometry import grown_box, place_object, shift
 from object_displacement.types import Box, Candidate, Image, Mask, Move
 
 SIDES = (384, 512, 768, 1024)
@@ -141,7 +141,7 @@ def _render(
     mask = at_a >= 0.5
     x0, y0, x1, y1 = Candidate(mask).bbox
     margin = max(2, round(0.04 * max(x1 - x0, y1 - y0)))
-    box = clip_box((x0 - margin, y0 - margin, x1 + margin, y1 + margin), width, height)
+    box = grown_box((x0, y0, x1, y1), width, height, margin)
     tags = tags | {"side": float(width), "scale": scale}
     return Scene(name, source, truth, mask, at_a > 0, at_b >= 0.5, at_b > 0, scale, dx, dy, box, tags)
 

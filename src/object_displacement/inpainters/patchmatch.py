@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import patchmatch
 
-from object_displacement.geometry import bbox_diagonal, clip_box, dilate
+from object_displacement.geometry import bbox_diagonal, dilate, grown_box
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.types import Box, Candidate, Image, Mask
 
@@ -169,9 +169,7 @@ class PatchMatchInpainter(Inpainter):
         return max(self.min_band, round(self.source_band * bbox_diagonal(bbox)))  # type: ignore[operator]
 
     def _grown(self, bbox: Box, width: int, shape: tuple[int, ...]) -> Box:
-        margin = width + self.patch_size
-        grown = (bbox[0] - margin, bbox[1] - margin, bbox[2] + margin, bbox[3] + margin)
-        return clip_box(grown, shape[1], shape[0])
+        return grown_box(bbox, shape[1], shape[0], width + self.patch_size)
 
     def _fill_part(
         self, image: Image, blocked: Mask, part: Mask, job: tuple[Box, Mask], factor: float = 1.0

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 
 from object_displacement.errors import DisplacementError
-from object_displacement.geometry import clip_box, dilate, resize_mask, unit_length
+from object_displacement.geometry import dilate, grown_box, resize_mask, unit_length
 from object_displacement.matting.base import Matting
-from object_displacement.types import Box, Candidate, Image, Mask, Matte
+from object_displacement.types import Candidate, Image, Mask, Matte
 
 INSTALL = "pip install 'object-displacement[matting]'"
 
@@ -63,7 +63,7 @@ class ClosedFormMatting(Matting):
         from pymatting import estimate_foreground_ml
 
         radius = max(self.min_band, round(self.band * unit_length(mask, self.units)))
-        box = _grown_box(mask, radius + 1)
+        box = grown_box(Candidate(mask).bbox, *mask.shape[::-1], radius + 1)
         x0, y0, x1, y1 = box
         crop, inside = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
         sure, reach = _trimap_zones(inside, radius)
@@ -103,12 +103,6 @@ def _quiet_ichol(matrix: Any) -> Any:
 
     with contextlib.redirect_stdout(io.StringIO()):
         return ichol(matrix)
-
-
-def _grown_box(mask: Mask, margin: int) -> Box:
-    x0, y0, x1, y1 = Candidate(mask).bbox
-    height, width = mask.shape
-    return clip_box((x0 - margin, y0 - margin, x1 + margin, y1 + margin), width, height)
 
 
 def _trimap_zones(inside: Mask, radius: int) -> tuple[Mask, Mask]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from object_displacement.geometry import clip_box, dilate
-from object_displacement.types import Box, Candidate, Image, Mask
+from object_displacement.geometry import dilate, grown_box
+from object_displacement.types import Candidate, Image, Mask
 
 
 def upsample_mask(small: Mask, image: Image, eps: float = 1e-4) -> Mask:
@@ -29,16 +29,11 @@ def upsample_mask(small: Mask, image: Image, eps: float = 1e-4) -> Mask:
     band = dilate((coarse > 0.01) & (coarse < 0.99), radius)
     if not band.any():
         return out
-    x0, y0, x1, y1 = clip_box(grown(Candidate(band).bbox, radius), width, height)
+    x0, y0, x1, y1 = grown_box(Candidate(band).bbox, width, height, radius)
     crop = (slice(y0, y1), slice(x0, x1))
     refined = guided_filter(np.ascontiguousarray(image[crop]), coarse[crop], radius, eps) >= 0.5
     out[crop] = np.where(band[crop], refined, out[crop])
     return out
-
-
-def grown(box: Box, margin: int) -> Box:
-    x0, y0, x1, y1 = box
-    return (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
 
 
 def guided_filter(guide: Image, source: np.ndarray, radius: int, eps: float) -> np.ndarray:

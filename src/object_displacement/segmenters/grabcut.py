@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from object_displacement.errors import DisplacementError
-from object_displacement.geometry import clip_box
+from object_displacement.geometry import clip_box, grown_box
 from object_displacement.segmenters.background import (
     background_in_box,
     common_outside,
@@ -204,7 +204,7 @@ class GrabCutSegmenter(Segmenter):
         x0, y0, x1, y1 = box
         mx = max(8, round(self.context * (x1 - x0)))
         my = max(8, round(self.context * (y1 - y0)))
-        return clip_box((x0 - mx, y0 - my, x1 + mx, y1 + my), width, height)
+        return grown_box(box, width, height, mx, my)
 
     def _grabcut(
         self,
@@ -306,8 +306,7 @@ def region_box(image: Image, points: Sequence[Point], scale: float) -> Box:
     rows, cols = small.shape[:2]
     hit = {int(labels[min(rows - 1, round(y * factor)), min(cols - 1, round(x * factor))]) for x, y in points}
     x0, y0, x1, y1 = (v / factor for v in Candidate(np.isin(labels, list(hit))).bbox)
-    mx, my = 0.1 * (x1 - x0) + 4, 0.1 * (y1 - y0) + 4
-    return clip_box((round(x0 - mx), round(y0 - my), round(x1 + mx), round(y1 + my)), width, height)
+    return grown_box((x0, y0, x1, y1), width, height, 0.1 * (x1 - x0) + 4, 0.1 * (y1 - y0) + 4)
 
 
 def shrink(image: Image, factor: float) -> Image:

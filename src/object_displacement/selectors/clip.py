@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from object_displacement.errors import DisplacementError
-from object_displacement.geometry import clip_box
+from object_displacement.geometry import grown_box
 from object_displacement.runtime import UsesDevice, quiet_libraries
 from object_displacement.selectors.base import Selector
 from object_displacement.types import Candidate, Image, Target
@@ -205,7 +205,7 @@ class ClipSelector(Selector, UsesDevice):
         x0, y0, x1, y1 = candidate.bbox
         if kind == "context":
             mx, my = round(self.context * (x1 - x0)), round(self.context * (y1 - y0))
-            x0, y0, x1, y1 = clip_box((x0 - mx, y0 - my, x1 + mx, y1 + my), width, height)
+            x0, y0, x1, y1 = grown_box(candidate.bbox, width, height, mx, my)
         crop = image[y0:y1, x0:x1].copy()
         if kind == "masked":
             crop[~candidate.mask[y0:y1, x0:x1]] = NEUTRAL
