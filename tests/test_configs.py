@@ -32,11 +32,14 @@ def test_every_group_has_options():
     assert {group for group, _ in OPTIONS} == set(KINDS)
 
 
-def test_default_config_is_the_classical_rocket_demo():
+def test_default_config_is_the_learned_segmenter_on_the_rocket_demo():
     cfg = compose_config()
     assert cfg.image is None and cfg.demo.image == "skimage:rocket"
-    assert cfg.segmenter._target_.endswith("GrabCutSegmenter")
+    assert cfg.segmenter._target_.endswith("SalientSegmenter")
+    assert cfg.segmenter.grabcut._target_.endswith("GrabCutSegmenter")  # proposed beside it
     assert cfg.inpainter._target_.endswith("PatchMatchInpainter")
+    cpu = compose_config(["experiment=cpu"])  # the weight-free path, named
+    assert cpu.segmenter._target_.endswith("GrabCutSegmenter")
 
 
 def test_every_dataset_manifest_exists_and_reads():

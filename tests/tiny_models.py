@@ -364,3 +364,43 @@ def save_grounding_dino(folder: Path, work: Path) -> Path:
     GroundingDinoForObjectDetection(config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def save_salient(path: Path, side: int = 64) -> Path:
+    """A salient-object network in the shape the released IS-Net comes in: ONNX, one
+    ``1x3xSxS`` input ``input``, and upsampling to a size fixed when it was traced (what
+    :func:`~object_displacement.segmenters.salient_net.resizable` rewrites). It calls red
+    things objects: ``sigmoid(10 (r - (g + b) / 2) - 1)`` of the normalised input, at half
+    resolution and upsampled back."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.array([10.0, -5.0, -5.0], np.float32).reshape(1, 3, 1, 1), "w")
+    bias = numpy_helper.from_array(np.array([-1.0], np.float32), "b")
+    size = numpy_helper.from_array(np.array([side, side], np.int64), "hw")
+    nodes = [
+        helper.make_node("MaxPool", ["input"], ["half"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["half", "w", "b"], ["logit"]),
+        helper.make_node("Shape", ["logit"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "two"], ["nc"]),
+        helper.make_node("Concat", ["nc", "hw"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["logit", "", "", "sizes"], ["up"], mode="linear"),
+        helper.make_node("Sigmoid", ["up"], ["output"]),
+    ]
+    consts = [
+        numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        numpy_helper.from_array(np.array([2], np.int64), "two"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_salient",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, side, side])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, side, side])],
+        initializer=[weight, bias, size, *consts],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path

@@ -105,6 +105,12 @@ def boxes_mask(boxes: Sequence[Box], width: int, height: int) -> Mask:
     return mask
 
 
+def mask_iou(a: Mask, b: Mask) -> float:
+    """Intersection over union of two masks; two empty masks agree (1.0)."""
+    union = int((a | b).sum())
+    return float((a & b).sum()) / union if union else 1.0
+
+
 def box_iou(a: Box, b: Box) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))

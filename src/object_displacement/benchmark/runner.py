@@ -16,9 +16,10 @@ from tqdm import tqdm
 
 from object_displacement.benchmark.memory import peak_rss_mb
 from object_displacement.benchmark.scenes import generate
-from object_displacement.benchmark.scoring import mask_iou, regions, score
+from object_displacement.benchmark.scoring import regions, score
 from object_displacement.dataset import columns_of, write_csv
 from object_displacement.errors import DisplacementError
+from object_displacement.geometry import mask_iou
 from object_displacement.ghost import ghost_score
 from object_displacement.io import atomic_open, write_image
 from object_displacement.loggers.base import RunLogger, logged_run

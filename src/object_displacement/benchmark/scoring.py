@@ -31,11 +31,6 @@ TEXTURE_FLOOR = 1.0
 """Grey levels added to both Laplacian spreads, so a flat truth does not divide by ~0."""
 
 
-def mask_iou(found: Mask, truth: Mask) -> float:
-    union = int((found | truth).sum())
-    return float((found & truth).sum()) / union if union else 1.0
-
-
 def regions(truth_mask: Mask, moved_truth: Mask) -> dict[str, Mask]:
     """``image`` (everything), ``vacated`` (where the object was and is no more) and
     ``seam`` (a ring around the new place), from the true masks at A and at B."""
