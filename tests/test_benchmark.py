@@ -8,7 +8,17 @@ import sys
 import numpy as np
 import pytest
 
-from object_displacement.benchmark.scenes import FACE_BOX, HARD, generate, make_hard_scene, make_scene
+from object_displacement.benchmark.scenes import (
+    FACE_BOX,
+    HARD,
+    REAL,
+    REAL_SOURCES,
+    generate,
+    make_hard_scene,
+    make_real_scene,
+    make_scene,
+    real_cutout,
+)
 from object_displacement.benchmark.scoring import gms_map, regions, score
 from object_displacement.geometry import mask_iou, shift
 from object_displacement.segmenters.mask_file import MaskFileSegmenter
@@ -18,7 +28,12 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def scenes():
-    return generate()
+    return generate(real=False)  # the synthetic and the hard scenes; the real ones have their own
+
+
+@pytest.fixture(scope="module")
+def real_scenes():
+    return [make_real_scene(name) for name in REAL]
 
 
 def test_scene_generation_is_deterministic():
@@ -128,11 +143,16 @@ def test_runner_writes_one_row_per_configuration_with_means_and_worst(tmp_path):
         assert float(row["texture_vacated_mean"]) > 0
         assert int(row["peak_mb"]) > 0 and row["failed"] == "0"
     with (tmp_path / "scenes.csv").open() as handle:
-        assert len(list(csv.DictReader(handle))) == 2 * (3 + len(HARD))
+        assert len(list(csv.DictReader(handle))) == 2 * (3 + len(HARD) + len(REAL))
     head = (tmp_path / "summary.md").read_text().splitlines()[0]
     assert (
         head.startswith("| configuration |") and "| GMS vacated |" in head and "| texture vacated |" in head
     )
+    with (tmp_path / "summary_real.csv").open() as handle:  # the real scenes, reported apart
+        real = {r["configuration"]: r for r in csv.DictReader(handle)}
+    assert set(real) == {"telea", "telea-true-mask"} and real["telea"]["scenes"] == str(len(REAL))
+    assert float(real["telea-true-mask"]["mask_iou_mean"]) == 1.0
+    assert "Real-object scenes only" in (tmp_path / "summary.md").read_text()
 
 
 @pytest.mark.slow
@@ -237,7 +257,7 @@ def test_hard_scenes_follow_the_regular_ones_and_are_deterministic(scenes):
     hard = [s for s in scenes if "hard" in s.tags]
     assert [s.tags["hard"] for s in hard] == list(HARD) == ["face", "text", "courses", "tiles", "rim"]
     assert scenes[: len(scenes) - len(HARD)] == [s for s in scenes if "hard" not in s.tags]
-    assert len(generate(count=2, hard=False)) == 2
+    assert len(generate(count=2, hard=False, real=False)) == 2
     for kind in HARD:
         a, b = make_hard_scene(kind, seed=3), make_hard_scene(kind, seed=3)
         np.testing.assert_array_equal(a.input, b.input)
@@ -269,3 +289,79 @@ def test_hard_scenes_put_structure_across_the_hole_and_faces_or_text_outside_it(
         # the face or the print is full of edges; the plain wall behind the object has few
         edges = cv2.Canny(cv2.cvtColor(scene.truth, cv2.COLOR_RGB2GRAY), 50, 150) > 0
         assert edges[keep].mean() > 5 * edges[scene.mask & ~scene.moved_mask].mean(), scene.name
+
+
+def test_real_scenes_follow_the_hard_ones_with_a_real_cutout_on_another_photo(real_scenes):
+    scenes = generate(count=2)
+    assert [s.tags.get("real") for s in scenes[-len(REAL) :]] == list(REAL)
+    assert [s.tags.get("hard") for s in scenes[2 : 2 + len(HARD)]] == list(HARD)
+    assert len(generate(count=2, real=False)) == 2 + len(HARD)
+    for scene in real_scenes:
+        name = scene.tags["real"]
+        assert scene.tags["background"] != REAL_SOURCES[name], scene.name
+        assert scene.tags["shape"] == "real" and 0.15 <= scene.tags["size"] <= 0.35
+        height, width = scene.mask.shape
+        ys, xs = np.nonzero(scene.footprint)
+        extent = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+        assert 0.14 <= extent / min(width, height) <= 0.36, scene.name
+        # the truth is the paste itself: it differs from the input only where the object was and goes
+        changed = (scene.input != scene.truth).any(axis=2)
+        assert changed.any() and not (changed & ~(scene.footprint | scene.moved_footprint)).any(), scene.name
+
+
+def test_real_scene_masks_are_the_cutout_alpha_at_its_old_and_new_place(real_scenes):
+    from object_displacement.geometry import place_object
+
+    for scene in real_scenes:
+        ys, xs = np.nonzero(scene.footprint)
+        y0, x0, h, w = ys.min(), xs.min(), ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+        # the cutout at the size the scene drew (trimming may take a pixel off its box)
+        alpha = next(
+            a
+            for e in range(max(h, w), max(h, w) + 4)
+            if (a := real_cutout(scene.tags["real"], e)[0]).shape == (h, w)
+        )
+        at_a = np.zeros(scene.mask.shape, np.float32)
+        at_a[y0 : y0 + h, x0 : x0 + w] = alpha
+        np.testing.assert_array_equal(scene.mask, at_a >= 0.5)
+        np.testing.assert_array_equal(scene.footprint, at_a > 0)
+        if scene.scale == 1.0:
+            at_b = shift(at_a, scene.dx, scene.dy)
+        else:
+            at_b = np.clip(place_object(at_a, at_a > 0, scene.dx, scene.dy, scene.scale)[0], 0, 1)
+        np.testing.assert_array_equal(scene.moved_mask, at_b >= 0.5)
+        assert scene.moved_mask.sum() == pytest.approx(scene.scale**2 * scene.mask.sum(), rel=0.1)
+        x0b, y0b, x1b, y1b = scene.box  # the user's box holds the whole object
+        assert scene.mask[:y0b].sum() == scene.mask[y1b:].sum() == scene.mask[:, :x0b].sum() == 0
+        assert scene.mask[:, x1b:].sum() == 0
+
+
+def test_real_scene_cutouts_are_soft_edged_and_their_colour_carries_no_background():
+    for name in REAL:
+        alpha, colour = real_cutout(name, 200)
+        assert max(alpha.shape) == pytest.approx(200, abs=2) and colour.shape == (*alpha.shape, 3)
+        fringe = (alpha > 0) & (alpha < 1)
+        assert fringe.any() and (alpha == 1).sum() > fringe.sum(), name  # a 1-2 px soft edge
+        assert (colour[alpha == 0] == 0).all()
+        assert alpha[0].any() and alpha[-1].any() and alpha[:, 0].any() and alpha[:, -1].any()
+
+
+def test_real_scene_generation_is_repeatable_with_a_seed():
+    for name in ("cup", "motorcycle"):
+        a, b = make_real_scene(name, seed=3), make_real_scene(name, seed=3)
+        np.testing.assert_array_equal(a.input, b.input)
+        np.testing.assert_array_equal(a.truth, b.truth)
+        np.testing.assert_array_equal(a.mask, b.mask)
+        assert (a.name, a.dx, a.dy, a.box, a.tags) == (b.name, b.dx, b.dy, b.box, b.tags)
+        assert not np.array_equal(make_real_scene(name, seed=4).input, a.input)
+
+
+def test_family_summaries_take_only_the_tagged_scenes():
+    from object_displacement.benchmark.runner import SCORES, summarize
+
+    base = {"configuration": "c", "status": "ok", "seconds_total": 1.0} | {key: 1.0 for key in SCORES}
+    rows = [base | {"mask_iou": 0.5}, base | {"mask_iou": 0.9, "real": "cup"}, base | {"hard": "face"}]
+    (everything,) = summarize(rows, {"c": 1})
+    (real,) = summarize(rows, {"c": 1}, "real")
+    assert everything["scenes"] == 3 and real["scenes"] == 1
+    assert real["mask_iou_mean"] == 0.9 and everything["mask_iou_worst"] == 0.5

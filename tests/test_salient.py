@@ -22,7 +22,7 @@ from object_displacement.selectors.auto import AutoSelector
 from object_displacement.selectors.box import BoxSelector
 from object_displacement.selectors.point import PointSelector
 from object_displacement.task import build
-from object_displacement.types import Target
+from object_displacement.types import Candidate, Target
 from object_displacement.weights import WeightsMissing
 from tests.conftest import ROOT, compose_config
 from tests.tiny_models import save_salient
@@ -223,3 +223,33 @@ def test_missing_weights_are_one_line_from_the_cli(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("error:") and "make weights" in lines[0] and "segmenter=grabcut" in lines[0]
+
+
+def test_the_box_selector_trusts_the_segmenters_score_between_near_equal_fits():
+    # the learned mask of a cup fits the box a little less than GrabCut's cup-and-saucer
+    # blob: IoU alone picked the blob; within `tolerance` the segmenter's score decides
+    mask = np.zeros((100, 100), bool)
+    cup, blob = mask.copy(), mask.copy()
+    cup[21:80, 22:78] = True
+    blob[20:80, 20:80] = True
+    candidates = [Candidate(blob, score=0.2, source="grabcut"), Candidate(cup, score=0.9, source="salient")]
+    ranked = BoxSelector(tolerance=0.1).select(
+        np.zeros((100, 100, 3), np.uint8), candidates, Target(box=(20, 20, 80, 80))
+    )
+    assert ranked[0].source == "salient" and ranked[0].score == pytest.approx(56 * 59 / 3600)
+    far = [Candidate(blob, score=0.2), Candidate(cup[:, :] & (np.arange(100) < 40)[None, :], score=0.9)]
+    assert (
+        BoxSelector().select(np.zeros((100, 100, 3), np.uint8), far, Target(box=(20, 20, 80, 80)))[0].score
+        == 1.0
+    )
+
+
+def test_the_networks_soft_map_is_the_objects_edge(tiny, square_scene):
+    from object_displacement.matting.salient import SalientMatting
+
+    image, truth = square_scene
+    matte = SalientMatting(model=str(tiny), side=128)(image, truth)
+    assert (matte.alpha[42:68, 32:58] == 1).all() and (matte.alpha[:30] == 0).all()
+    band = (matte.alpha > 0) & (matte.alpha < 1)
+    assert band.any() and not band[45:65, 35:55].any()  # soft only near the edge
+    np.testing.assert_array_equal(matte.foreground, image)

@@ -145,11 +145,21 @@ def _scenes(settings: dict[str, Any]) -> list[Any]:
     return [scenes[i] for i in settings["only"]] if settings.get("only") else scenes
 
 
-def summarize(rows: list[dict[str, Any]], peaks: dict[str, int]) -> list[dict[str, Any]]:
-    """One row per configuration: the mean and the worst case of every score."""
+FAMILIES = {
+    "hard": "Hard scenes only (a face, text, brick courses, tiles, a rim)",
+    "real": "Real-object scenes only (a real object's cutout on another photo)",
+}
+"""Scene families, by the tag their scenes carry: each gets its own summary as well."""
+
+
+def summarize(
+    rows: list[dict[str, Any]], peaks: dict[str, int], family: str | None = None
+) -> list[dict[str, Any]]:
+    """One row per configuration: the mean and the worst case of every score, over every
+    scene or, with ``family``, over the scenes tagged with it."""
     summary = []
     for name, peak in peaks.items():
-        mine = [r for r in rows if r["configuration"] == name]
+        mine = [r for r in rows if r["configuration"] == name and (family is None or family in r)]
         done = [r for r in mine if r["status"] == "ok"]
         entry: dict[str, Any] = {"configuration": name, "scenes": len(mine), "failed": len(mine) - len(done)}
         for key in SCORES:
@@ -218,6 +228,13 @@ def run_benchmark(cfg: DictConfig) -> list[dict[str, Any]]:
             f"\nGhost score vs known afterimage strength {list(GHOST_STRENGTHS)}, Spearman: {calibration}\n"
             f"Ghost score vs true vacated-region error (1 - SSIM) of the runs above, Spearman: {agreement}\n"
         )
+        for family, title in FAMILIES.items():
+            if not any(family in r for r in rows):
+                continue
+            part = summarize(rows, peaks, family)
+            write_csv(run_dir / f"summary_{family}.csv", list(part[0]), part)
+            table += f"\n{title}:\n\n" + markdown(part)
+            logger.log_table(f"benchmark/summary_{family}", list(part[0]), [list(e.values()) for e in part])
         with atomic_open(run_dir / "summary.md", "w") as handle:
             handle.write(table)
         print(table, flush=True)

@@ -1,14 +1,18 @@
-"""Scenes where the right answer is known: a synthetic object on a real background.
+"""Scenes where the right answer is known: an object pasted on a real background.
 
-Each scene renders the input (the object at A), the true output (the object at B, the
-true background at A) and the object's exact mask, so a mask policy or an inpainter can
-be scored instead of judged by eye. Generation is seeded: the same seed, the same scenes.
+The object is synthetic (an ellipse, a polygon, a silhouette) or, in the ``REAL`` scenes, a
+real object cut from one photo with a hand-checked alpha and pasted on another. Each scene
+renders the input (the object at A), the true output (the object at B, the true background
+at A) and the object's exact mask, so a mask policy or an inpainter can be scored instead
+of judged by eye. Generation is seeded: the same seed, the same scenes.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -51,11 +55,14 @@ class Scene:
     tags: dict[str, str | float] = field(default_factory=dict)
 
 
-def generate(count: int = 24, seed: int = 0, max_side: int = 1024, hard: bool = True) -> list[Scene]:
+def generate(
+    count: int = 24, seed: int = 0, max_side: int = 1024, hard: bool = True, real: bool = True
+) -> list[Scene]:
     """``count`` scenes cycling through every size, motion, shape and background kind, then,
-    with ``hard``, one scene of each of ``HARD``."""
+    with ``hard``, one scene of each of ``HARD``, then, with ``real``, one of each of ``REAL``."""
     scenes = [make_scene(i, seed, max_side) for i in range(count)]
-    return scenes + ([make_hard_scene(kind, seed, max_side) for kind in HARD] if hard else [])
+    scenes += [make_hard_scene(kind, seed, max_side) for kind in HARD] if hard else []
+    return scenes + ([make_real_scene(name, seed, max_side) for name in REAL] if real else [])
 
 
 def make_scene(index: int, seed: int = 0, max_side: int = 1024) -> Scene:
@@ -112,6 +119,82 @@ def make_hard_scene(kind: str, seed: int = 0, max_side: int = 1024) -> Scene:
     name = f"h{number}-{kind}-{shape}-apart-{round(size * 100)}pct-{width}px-x1"
     tags = {"shape": shape, "background": kind, "smooth": "False", "motion": "apart", "size": size}
     return _render(name, background, alpha, texture, (x, y), Move(dx, dy, 1.0), tags | {"hard": kind})
+
+
+REAL = ("rocket", "cup", "spoon", "helmet", "shuttle", "cameraman", "motorcycle")
+"""Real objects cut from scikit-image's photos (``data/cutouts/``; its README says how each
+was made), so a segmenter is judged on real objects; the truth is still exact: the paste."""
+REAL_SOURCES = {
+    "rocket": "rocket",
+    "cup": "coffee",
+    "spoon": "coffee",
+    "helmet": "astronaut",
+    "shuttle": "astronaut",
+    "cameraman": "camera",
+    "motorcycle": "motorcycle",
+}
+"""The photo each cutout comes from: a real scene never pastes it back on that photo."""
+CUTOUTS = Path(__file__).resolve().parents[3] / "data" / "cutouts"
+REAL_SIZES = (0.15, 0.35)
+"""A cutout's longer side as a share of the frame's shorter side: drawn in this range."""
+
+
+def make_real_scene(name: str, seed: int = 0, max_side: int = 1024) -> Scene:
+    """The cutout ``name`` (one of ``REAL``) at a seeded size and place on another real
+    photo or a smooth background, moved by one of ``MOTIONS`` in turn."""
+    number = REAL.index(name)
+    rng = np.random.default_rng([seed, 2000 + number])
+    side = min(max_side, (512, 640, 768)[number % 3])
+    width, height = side, round(side * 0.75)
+    kinds = [kind for kind in (*TEXTURED, *SMOOTH) if kind != REAL_SOURCES[name]]
+    kind = kinds[int(rng.integers(len(kinds)))]
+    background = _background(kind, width, height, rng)
+    size = float(rng.uniform(*REAL_SIZES))
+    alpha, texture = real_cutout(name, max(16, round(size * min(width, height))))
+    oh, ow = alpha.shape
+    motion = MOTIONS[number % len(MOTIONS)]
+    scale = SCALES[number % len(SCALES)]
+    x, y = _place_a(motion, width, height, ow, oh, rng)
+    dx, dy = _displacement(motion, x, y, width, height, ow, oh, rng, scale)
+    title = f"r{number}-{name}-{kind}-{motion}-{round(size * 100)}pct-{width}px-x{scale:g}"
+    tags = {"shape": "real", "background": kind, "smooth": str(kind in SMOOTH), "motion": motion}
+    tags |= {"size": round(size, 3), "real": name}
+    return _render(title, background, alpha, texture, (x, y), Move(dx, dy, scale), tags)
+
+
+def real_cutout(name: str, extent: int) -> tuple[np.ndarray, Image]:
+    """The cutout's alpha (float32, 0..1) and colour, resized so its longer side is about
+    ``extent`` (area averaging when shrinking, cubic when growing, on premultiplied colour)
+    and trimmed to the pixels it touches."""
+    rgba = _read_cutout(name)
+    h, w = rgba.shape[:2]
+    k = extent / max(h, w)
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    alpha = rgba[..., 3].astype(np.float32) / 255
+    premultiplied = rgba[..., :3].astype(np.float32) * alpha[..., None]
+    if size != (w, h):
+        interpolation = cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC
+        alpha = np.clip(cv2.resize(alpha, size, interpolation=interpolation), 0.0, 1.0)
+        premultiplied = np.clip(cv2.resize(premultiplied, size, interpolation=interpolation), 0.0, 255.0)
+    alpha[alpha < 1 / 255] = 0.0
+    colour = premultiplied / np.maximum(alpha, 1e-6)[..., None]
+    colour = np.where(alpha[..., None] > 0, np.clip(np.rint(colour), 0, 255), 0).astype(np.uint8)
+    rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+    tight = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return np.ascontiguousarray(alpha[tight]), np.ascontiguousarray(colour[tight])
+
+
+@lru_cache(maxsize=len(REAL))
+def _read_cutout(name: str) -> np.ndarray:
+    path = CUTOUTS / f"{name}.png"
+    rgba = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
+        raise FileNotFoundError(
+            f"no RGBA cutout at {path}: the real scenes need the checkout's data/cutouts/"
+        )
+    rgba = cv2.cvtColor(rgba, cv2.COLOR_BGRA2RGBA)
+    rgba.flags.writeable = False
+    return rgba
 
 
 def _render(
