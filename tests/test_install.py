@@ -46,13 +46,30 @@ def test_wheel_installs_a_working_displace_command(tmp_path):
     assert where.stdout.strip().startswith(str(env_dir)), where.stdout + where.stderr
     helped = run(bin_dir / "displace", "--help", cwd=outside, env=env)
     assert helped.returncode == 0 and "dx > 0 moves right" in helped.stdout, helped.stderr
+    # the default segmenter's network is not in the wheel: one line says how to get it
+    unfetched = run(bin_dir / "displace", "logger=none", "hydra.run.dir=run0", cwd=outside, env=env)
+    assert unfetched.returncode == 2 and unfetched.stderr.count("\n") == 1, unfetched.stderr
+    assert "make weights" in unfetched.stderr and "segmenter=grabcut" in unfetched.stderr
+    weights = f"segmenter.weights_dir={ROOT / 'data' / 'weights'}"  # where `make test` fetched it
     demo = run(
-        bin_dir / "displace", "logger=none", "hydra.run.dir=run", "output=moved.png", cwd=outside, env=env
+        bin_dir / "displace",
+        "logger=none",
+        "hydra.run.dir=run",
+        "output=moved.png",
+        weights,
+        cwd=outside,
+        env=env,
     )
     assert demo.returncode == 0, demo.stderr
     assert (outside / "moved.png").is_file() and (outside / "run" / "metrics.json").is_file()
     assert (outside / "run" / "displace.log").is_file()
     bad = run(
-        bin_dir / "displace", "logger=none", "hydra.run.dir=run2", "image=nope.png", cwd=outside, env=env
+        bin_dir / "displace",
+        "logger=none",
+        "hydra.run.dir=run2",
+        "image=nope.png",
+        weights,
+        cwd=outside,
+        env=env,
     )
     assert bad.returncode == 2 and bad.stderr.strip() == "error: image not found: nope.png"
