@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -253,3 +254,17 @@ def test_the_networks_soft_map_is_the_objects_edge(tiny, square_scene):
     band = (matte.alpha > 0) & (matte.alpha < 1)
     assert band.any() and not band[45:65, 35:55].any()  # soft only near the edge
     np.testing.assert_array_equal(matte.foreground, image)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"side": 100}, "multiple of 32"),
+        ({"threshold": 2.0}, "between 0 and 1"),
+        ({"point_scales": (0.0, 2.0)}, "fractions in (0, 1]"),
+        ({"threads": -1}, "one per core"),
+    ],
+)
+def test_settings_out_of_range_say_which_and_why(setting, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SalientSegmenter(**setting)

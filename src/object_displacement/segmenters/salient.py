@@ -163,7 +163,8 @@ class SalientSegmenter(Segmenter):
         """The crop whose mask under the first click is whole: squares around it, smallest
         first, until the click's part is not cut by the crop's inner sides and holds no
         click off the object; then the box around that part (a closer look) when it is much
-        smaller. The crop depends on the clicks alone, so refining clicks reuse its map."""
+        smaller. The crops tried depend on the first click alone, so refining clicks reuse
+        their maps (a click off the object may choose another of them)."""
         height, width = image.shape[:2]
         point, longer = positive[0], max(width, height)
         whole: list[tuple[Box, Mask]] = []
