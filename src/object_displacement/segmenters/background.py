@@ -73,14 +73,20 @@ def continued_surroundings(
     return (distance <= allowed) & inside, distance, allowed
 
 
+def lab_gradient(patch: Image) -> np.ndarray:
+    """Each pixel's edge strength: the Sobel gradient's magnitude in CIELAB, all three
+    channels together."""
+    lab = cv2.cvtColor(patch, cv2.COLOR_RGB2LAB).astype(np.float32)
+    gx = cv2.Sobel(lab, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(lab, cv2.CV_32F, 0, 1, ksize=3)
+    return np.sqrt((gx * gx + gy * gy).sum(axis=2))
+
+
 def strong_edges(patch: Image, box: Box, factor: float = 2.0, floor: float = 120.0) -> Mask:
     """Edges stronger than ``factor`` times the typical edge around the box and than
     ``floor`` (Sobel magnitude in CIELAB; 120 is about a 30-unit step): an object's
     outline, not the grain of a texture or a photo's noise."""
-    lab = cv2.cvtColor(patch, cv2.COLOR_RGB2LAB).astype(np.float32)
-    gx = cv2.Sobel(lab, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(lab, cv2.CV_32F, 0, 1, ksize=3)
-    magnitude = np.sqrt((gx * gx + gy * gy).sum(axis=2))
+    magnitude = lab_gradient(patch)
     outside = ~box_mask(patch.shape[:2], box)
     typical = float(np.median(magnitude[outside])) if outside.any() else 0.0
     return magnitude > max(floor, factor * typical)

@@ -166,7 +166,7 @@ class GrabCutSegmenter(Segmenter):
         height, width = image.shape[:2]
         crop = self._crop(box, width, height)
         patch = np.ascontiguousarray(image[crop[1] : crop[3], crop[0] : crop[2]])
-        factor = self._factor(patch.shape[1], patch.shape[0])
+        factor = work_factor(patch, self.work_side)
         small = shrink(patch, factor)
         inner = scaled_box(_inside(box, crop), factor)
 
@@ -188,11 +188,6 @@ class GrabCutSegmenter(Segmenter):
             for x, y in local(negative):  # a click off the object stays off it
                 cv2.circle(foreground.view(np.uint8), (x, y), 3, 0, thickness=-1)
         return crop, patch, factor, foreground
-
-    def _factor(self, width: int, height: int) -> float:
-        if self.work_side <= 0:
-            return 1.0
-        return min(1.0, self.work_side / max(width, height))
 
     def _box_around(self, points: Sequence[Point], width: int, height: int) -> Box:
         half = max(4, round(self.point_box * min(width, height) / 2))
@@ -307,6 +302,11 @@ def region_box(image: Image, points: Sequence[Point], scale: float) -> Box:
     hit = {int(labels[min(rows - 1, round(y * factor)), min(cols - 1, round(x * factor))]) for x, y in points}
     x0, y0, x1, y1 = (v / factor for v in Candidate(np.isin(labels, list(hit))).bbox)
     return grown_box((x0, y0, x1, y1), width, height, 0.1 * (x1 - x0) + 4, 0.1 * (y1 - y0) + 4)
+
+
+def work_factor(image: Image, side: int) -> float:
+    """The factor that shrinks ``image`` to at most ``side`` px a side (0: no shrinking)."""
+    return min(1.0, side / max(image.shape[:2])) if side > 0 else 1.0
 
 
 def shrink(image: Image, factor: float) -> Image:

@@ -11,9 +11,10 @@ import numpy as np
 
 from object_displacement.errors import DisplacementError
 from object_displacement.geometry import bbox_diagonal, clip_box, grown_box, ring
+from object_displacement.segmenters.background import lab_gradient
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.segmenters.edges import upsample_mask
-from object_displacement.segmenters.grabcut import GrabCutSegmenter, scaled_box, shrink
+from object_displacement.segmenters.grabcut import GrabCutSegmenter, scaled_box, shrink, work_factor
 from object_displacement.segmenters.salient_net import Alpha, SalientNet
 from object_displacement.types import Box, Candidate, Image, Mask, Point, Target
 
@@ -237,7 +238,7 @@ class SalientSegmenter(Segmenter):
         only probable: the clicks and the colours may overrule it."""
         x0, y0, x1, y1 = crop
         patch = np.ascontiguousarray(image[y0:y1, x0:x1])
-        factor = min(1.0, self.work_side / max(patch.shape[:2])) if self.work_side > 0 else 1.0
+        factor = work_factor(patch, self.work_side)
         small = shrink(patch, factor)
         local = alpha[y0:y1, x0:x1]
         if factor < 1.0:
@@ -316,14 +317,10 @@ def split_by_clicks(
 
     x0, y0, x1, y1 = Candidate(mask).bbox
     patch = np.ascontiguousarray(image[y0:y1, x0:x1])
-    factor = min(1.0, work_side / max(patch.shape[:2])) if work_side > 0 else 1.0
+    factor = work_factor(patch, work_side)
     small = shrink(patch, factor)
     local = cv2.resize(mask[y0:y1, x0:x1].view(np.uint8), (small.shape[1], small.shape[0])) > 0
-    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
-    gradient = np.zeros(local.shape, np.float32)
-    for channel in cv2.split(lab):
-        dx, dy = cv2.Sobel(channel, cv2.CV_32F, 1, 0), cv2.Sobel(channel, cv2.CV_32F, 0, 1)
-        gradient = np.maximum(gradient, cv2.magnitude(dx, dy))
+    gradient = lab_gradient(small)
     markers = np.zeros(local.shape, np.int32)
     for points, label in ((positive, 1), (inside, 2)):
         for x, y in points:
