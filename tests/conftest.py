@@ -1,12 +1,16 @@
-"""Shared fixtures: the composed config, patched for tests, and synthetic scenes."""
+"""Shared fixtures (the composed config, patched for tests, and synthetic scenes) and the
+checks that hold each test to its tier (`models`, `slow`: see the end of this file)."""
 
 from __future__ import annotations
 
+import importlib.abc
+import multiprocessing.util
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,8 +18,10 @@ CONF = ROOT / "conf"
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="displace", overrides=overrides or [])
+    """The CLI's config, composed as the API composes it."""
+    from object_displacement.config import compose_config as compose
+
+    return compose(overrides or [], CONF)
 
 
 @pytest.fixture
@@ -50,3 +56,109 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     from tests.tiny_models import save_all
 
     return save_all(tmp_path_factory.mktemp("tiny_models"))
+
+
+# --- the tiers (pyproject.toml registers the markers) ----------------------------------------
+# `models`: the test imports a model library in this process. `slow`: it starts a process.
+# `make test-fast` runs neither, so the checks below hold every other test to that: a model
+# library it imports is refused (ModuleNotFoundError), a process it starts is recorded, and
+# either fails the test at teardown with the marker to add. They cost an import-finder call
+# per new module and an audit-hook call per audited event; nothing per test.
+
+MODEL_LIBRARIES = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "open_clip",
+        "timm",
+        "segment_anything",
+        "diffusers",
+        "transformers",
+        "accelerate",
+        "lightning_fabric",
+        "lightning",
+        "onnxruntime",  # the learned segmenter's runtime
+        "onnx",
+    }
+)
+SPAWN_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork", "os.forkpty"}
+)
+
+
+def loaded_model_libraries() -> set[str]:
+    return {name for name in MODEL_LIBRARIES if name in sys.modules}
+
+
+class TierGuard(importlib.abc.MetaPathFinder):
+    """Holds the running test to its tier: refuses model libraries outside `models` and
+    records processes started in the fast tier (outside `slow` and `models`)."""
+
+    def __init__(self) -> None:
+        self.test: str | None = None
+        self.models = self.slow = True
+        self.faults: list[str] = []
+
+    def start(self, item: pytest.Item) -> None:
+        self.test, self.faults = item.nodeid, []
+        self.models = item.get_closest_marker("models") is not None
+        self.slow = item.get_closest_marker("slow") is not None
+
+    def find_spec(self, fullname, path=None, target=None):
+        if self.test is None or self.models or fullname.partition(".")[0] not in MODEL_LIBRARIES:
+            return None
+        self.faults.append(f"imports {fullname}: mark it `models`")
+        raise ModuleNotFoundError(
+            f"{self.test} is not marked `models`: it may not import {fullname}", name=fullname
+        )
+
+    def audit(self, event: str, args: tuple) -> None:
+        # a model library may start a helper process of its own when first imported (ctypes'
+        # find_library runs ldconfig): only the fast tier is held to "no process"
+        if event in SPAWN_EVENTS and self.test is not None and not self.slow and not self.models:
+            command = args[1] if event == "subprocess.Popen" else args[:2]
+            self.faults.append(f"starts a process ({event} {command!r}): mark it `slow`")
+
+
+GUARD = TierGuard()
+sys.meta_path.insert(0, GUARD)
+sys.addaudithook(GUARD.audit)
+_spawnv_passfds = multiprocessing.util.spawnv_passfds
+
+
+def _audited_spawnv_passfds(path, args, passfds):
+    """multiprocessing's spawn (a ProcessPoolExecutor's workers) raises no audit event of its own."""
+    sys.audit("os.posix_spawn", path, args)
+    return _spawnv_passfds(path, args, passfds)
+
+
+multiprocessing.util.spawnv_passfds = _audited_spawnv_passfds
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    GUARD.start(item)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    faults, GUARD.test = GUARD.faults, None
+    if faults:
+        pytest.fail(f"{item.nodeid} " + "; ".join(dict.fromkeys(faults)), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A test module that imports a model library when collected makes every run pay for
+    it, the fast tier too, and hides that library from the check above."""
+    before = loaded_model_libraries()
+    report = yield
+    if isinstance(collector, pytest.Module) and (new := loaded_model_libraries() - before):
+        warnings.warn(
+            pytest.PytestWarning(
+                f"{collector.nodeid} imports {', '.join(sorted(new))} when collected: import it "
+                "in the tests that use it (marked `models`)"
+            ),
+            stacklevel=1,
+        )
+    return report

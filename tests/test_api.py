@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from object_displacement import DisplacementError, load_pipeline, move
-from object_displacement.task import displace
+from object_displacement.jobs import displace
 
 
 @pytest.fixture(scope="module")
@@ -15,6 +15,7 @@ def pipeline():
     return load_pipeline(["inpainter=telea"])
 
 
+@pytest.mark.models
 def test_move_gives_what_the_cli_task_gives(pipeline, make_cfg, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     moved = move("skimage:rocket", box=[300, 120, 345, 408], dx=100, dy=-10, pipeline=pipeline)
@@ -30,6 +31,7 @@ def test_move_gives_what_the_cli_task_gives(pipeline, make_cfg, tmp_path, monkey
     assert "ghost_appearance" in moved.metrics["quality"]
 
 
+@pytest.mark.models
 def test_any_picture_type_and_output_file(pipeline, square_scene, tmp_path):
     image, truth = square_scene
     from_array = move(image, box=[25, 35, 65, 75], dx=50, dy=20, pipeline=pipeline)
@@ -42,6 +44,7 @@ def test_any_picture_type_and_output_file(pipeline, square_scene, tmp_path):
     np.testing.assert_array_equal(from_array.output[20:50, 80:110], image[40:70, 30:60])
 
 
+@pytest.mark.models
 def test_mask_mode_without_a_move(pipeline, square_scene):
     image, _ = square_scene
     moved = move(image, box=[25, 35, 65, 75], pipeline=pipeline)

@@ -4,13 +4,11 @@ for Ctrl-C), with no traceback and nothing half-written; or it gives its correct
 
 ``CLI_ERRORS`` runs each case through the command line; the tests after it cover the
 faults that need more set-up (a full disk, a killed run, Ctrl-C, a sweep, a manifest). The
-README's "Mistakes you can fix" section lists the same cases and states their number
-(checked by the last test).
+table in docs/bad-inputs.md lists the same command-line cases (checked by the last test).
 """
 
 from __future__ import annotations
 
-import ast
 import errno
 import json
 import os
@@ -25,15 +23,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from skimage import data
 
 from object_displacement import io as image_io
+from object_displacement.build import build_pipeline
 from object_displacement.cache import StageCache
+from object_displacement.edit import edit, write
 from object_displacement.errors import DisplacementError, WriteError
 from object_displacement.io import atomic_open, read_image, write_image
-from object_displacement.task import build_pipeline, make_move, run_edit
+from object_displacement.request import make_move, make_request
 from object_displacement.types import Candidate, Target
 from tests.conftest import ROOT
 
@@ -233,6 +232,7 @@ def test_read_only_output_is_refused_before_the_work(files, read_only_disk, tmp_
     assert "built object_displacement.segmenters" not in log  # refused before the components load
 
 
+@pytest.mark.models
 def test_a_full_disk_after_the_work_removes_what_the_run_wrote(make_cfg, files, tmp_path, monkeypatch):
     """The same fault in-process, where no tmpfs can be mounted: the rename of metrics.json
     into the run dir fails with ENOSPC."""
@@ -248,7 +248,8 @@ def test_a_full_disk_after_the_work_removes_what_the_run_wrote(make_cfg, files, 
     monkeypatch.setattr(os, "replace", full)
     out_dir = tmp_path / "run"
     with pytest.raises(WriteError, match="No space left on device") as caught:
-        run_edit(pipeline, str(files["cat"]), {"box": [140, 40, 330, 300]}, make_move(20, 0), out_dir)
+        metrics, result = edit(pipeline, make_request(str(files["cat"]), box=[140, 40, 330, 300], dx=20))
+        write(result, metrics, out_dir)
     assert "metrics.json" in str(caught.value) and "\n" not in str(caught.value)
     assert sorted(p.name for p in out_dir.iterdir()) == []  # pictures removed, no temporaries
 
@@ -270,6 +271,7 @@ def test_files_get_the_permissions_of_the_umask(tmp_path, square_scene):
     assert mode == {"a.png": 0o644, "m.json": 0o644, "private.png": 0o600, "shared.png": 0o664}
 
 
+@pytest.mark.slow
 def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path, square_scene):
     code = (
         "import sys, time; from object_displacement.io import atomic_open\n"
@@ -378,6 +380,7 @@ def test_the_cache_key_changes_with_the_code_that_made_the_entry(tmp_path, squar
     assert len(calls) == 2
 
 
+@pytest.mark.slow
 def test_make_clean_clears_the_cache():
     dry = subprocess.run(["make", "-n", "clean"], cwd=ROOT, capture_output=True, text=True)
     assert "outputs/cache" in dry.stdout
@@ -431,7 +434,10 @@ def test_only_image_names_are_samples():
     assert read_image("skimage:motorcycle_left").shape == (500, 741, 3)
 
 
+@pytest.mark.models
 def test_a_corrupt_or_malicious_checkpoint_is_one_line_naming_it(files, tmp_path):
+    import torch
+
     from object_displacement.segmenters.sam import SamSegmenter
     from tests.tiny_models import SAM_ENCODER
 
@@ -639,14 +645,11 @@ def test_the_benchmark_shows_progress_and_leaves_no_temporary_folders(tmp_path):
     assert not list(temp.glob("benchmark-*"))
 
 
-# --- the README states the matrix ---------------------------------------------------------
+# --- the docs state the matrix -----------------------------------------------------------
 
 
-def test_readme_lists_the_matrix_and_its_size():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### Mistakes you can fix", 1)[1].split("\n## ", 1)[0]
-    tests = [n.name for n in ast.parse(Path(__file__).read_text()).body if isinstance(n, ast.FunctionDef)]
-    further = [t for t in tests if t.startswith("test_") and t != "test_each_mistake_is_one_line_exit_2"]
-    assert f"{len(CLI_ERRORS)} command-line cases and {len(further)} further tests" in section
-    for case in CLI_ERRORS:
-        assert f"`{case.id}`" in section, case.id
+def test_the_docs_matrix_names_every_command_line_case_and_no_other():
+    page = (ROOT / "docs" / "bad-inputs.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    listed = {case for row in rows for case in re.findall(r"`([^`]+)`", row.split("|")[1])}
+    assert listed == {case.id for case in CLI_ERRORS}

@@ -77,6 +77,7 @@ def test_default_scenes_cover_every_factor(scenes):
     assert {s.scale for s in scenes} == {0.7, 1.0, 1.5}
 
 
+@pytest.mark.models
 def test_scores_of_known_inputs():
     truth = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
     area = np.zeros((64, 64), bool)
@@ -156,6 +157,7 @@ def test_runner_writes_one_row_per_configuration_with_means_and_worst(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.models
 def test_diffusion_inpainters_run_in_the_benchmark_as_a_smoke_check(tiny_models, tmp_path):
     # tiny random models say nothing about quality; this checks the benchmark drives them
     sd = ",".join(
@@ -196,6 +198,7 @@ def test_ghost_score_ranks_known_afterimages_by_strength(scenes):
     assert ghost_calibration(scenes[:8]) > 0.6
 
 
+@pytest.mark.models
 def test_gms_pooled_over_the_whole_image_by_its_deviation_is_piqs_gmsd():
     import piq
     import torch
@@ -213,6 +216,7 @@ def test_gms_pooled_over_the_whole_image_by_its_deviation_is_piqs_gmsd():
 
 
 @pytest.mark.parametrize("texture", ["grass", "gravel"])
+@pytest.mark.models
 def test_a_sharp_true_texture_beats_a_blur_on_gms_and_texture_where_psnr_prefers_the_blur(texture):
     import cv2
     from skimage import data

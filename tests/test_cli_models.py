@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.tiny_models import overrides
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.models]  # the tiny models are built here
 SCRIPT = str(ROOT / "scripts" / "displace.py")
 
 

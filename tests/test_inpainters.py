@@ -189,6 +189,7 @@ def test_patchmatch_reaches_beyond_its_band_only_over_the_same_surface():
     assert source.sum() > 1.5 * band.sum()
 
 
+@pytest.mark.models  # the default segmenter runs IS-Net through onnxruntime
 def test_the_shuttles_old_place_gets_wall_not_the_astronauts_suit():
     # a short move joins the hole and the seam ring around the moved shuttle into one part;
     # filled as one, the hole copied the orange suit that stands beside the ring's foot
@@ -205,3 +206,80 @@ def test_the_shuttles_old_place_gets_wall_not_the_astronauts_suit():
     red, green = (moved.output[..., c].astype(int) for c in (0, 1))
     orange = (red > 150) & (red - green > 60)
     assert orange[vacated].mean() < 0.01
+
+
+def two_parts_and_a_seam() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A noisy photo of two surfaces, a hole on each and a seam ring around a pasted square."""
+    image = noisy_photo(200, 260)
+    image[:, :130] //= 2
+    mask = np.zeros((200, 260), dtype=bool)
+    mask[30:70, 20:80] = True
+    mask[120:170, 160:230] = True
+    seam = np.zeros_like(mask)
+    seam[20:60, 150:200] = True
+    seam[24:56, 154:196] = False
+    return image, mask | seam, seam
+
+
+def test_patchmatch_fills_each_part_in_a_crop_of_its_own_through_the_base_class():
+    # the base class crops, fills and pastes for every backend; PatchMatch says which crops
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+
+    calls: list[tuple[tuple[int, int], int]] = []
+
+    class Spy(PatchMatchInpainter):
+        def fill(self, image, mask, avoid=None, subject=None):
+            calls.append((image.shape[:2], int(mask.sum())))
+            return super().fill(image, mask, avoid, subject)
+
+    image, mask, seam = two_parts_and_a_seam()
+    out = Spy(workers=1).inpaint(image, mask, seam=seam)
+    assert sorted(size for _, size in calls) == sorted([40 * 60, 50 * 70, int(seam.sum())])
+    assert all(h * w < image.shape[0] * image.shape[1] / 2 for (h, w), _ in calls)  # crops, not the photo
+    np.testing.assert_array_equal(out[~mask], image[~mask])
+    np.testing.assert_array_equal(out, PatchMatchInpainter(workers=1).inpaint(image, mask, seam=seam))
+
+
+def test_patchmatch_pastes_through_the_paste_step_a_subclass_may_change():
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+
+    class Marked(PatchMatchInpainter):
+        def paste(self, original, filled, mask):
+            out = original.copy()
+            out[mask] = (1, 2, 3)
+            return out
+
+    image, mask, seam = two_parts_and_a_seam()
+    out = Marked().inpaint(image, mask, seam=seam)
+    assert (out[mask] == (1, 2, 3)).all()
+    np.testing.assert_array_equal(out[~mask], image[~mask])
+
+
+def test_a_crop_fills_at_its_scale_copying_only_from_its_source():
+    # the base class owns the working resolution and what a crop may copy from
+    from object_displacement.inpainters.base import Crop
+
+    seen: list[tuple[tuple[int, int], np.ndarray | None]] = []
+
+    class Recording(Inpainter):
+        def plan_crops(self, image, mask, avoid=None, seam=None):
+            source = np.zeros((40, 60), dtype=bool)
+            source[:, :20] = True  # only the crop's left third
+            return [Crop((10, 20, 70, 60), mask, source, self.scale)]
+
+        def fill(self, image, mask, avoid=None, subject=None):
+            seen.append((image.shape[:2], avoid))
+            return np.full_like(image, 7)
+
+    image = noisy_photo(80, 100)
+    mask = np.zeros((80, 100), dtype=bool)
+    mask[30:50, 40:60] = True
+    for scale, shape in [(1.0, (40, 60)), (0.5, (20, 30))]:
+        inpainter = Recording()
+        inpainter.scale = scale
+        out = inpainter.inpaint(image, mask)
+        np.testing.assert_array_equal(out[~mask], image[~mask])
+        assert (out[mask] == 7).all()
+        size, avoid = seen.pop()
+        assert size == shape and avoid is not None
+        assert not avoid[:, : shape[1] // 3].any() and avoid[:, -1].all()  # all but the source

@@ -103,6 +103,7 @@ def test_a_matte_does_not_move_the_anchor():
         np.testing.assert_array_equal(hard >= 0.5, soft >= 0.5)
 
 
+@pytest.mark.slow
 def test_without_pymatting_matting_is_one_error_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pymatting", None)  # how Python marks a module absent
     with pytest.raises(DisplacementError, match=r"pip install"):

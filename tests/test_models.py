@@ -6,12 +6,12 @@ from hydra.utils import instantiate
 from skimage import data
 
 from object_displacement import weights
+from object_displacement.build import build_pipeline
 from object_displacement.errors import DisplacementError
 from object_displacement.inpainters.diffusion import DiffusionInpainter
-from object_displacement.runtime import make_fabric, sweep_device, sweep_job_number
+from object_displacement.runtime import make_fabric, sweep_device
 from object_displacement.segmenters.sam import SamSegmenter
 from object_displacement.selectors.clip import ClipSelector, contained_first
-from object_displacement.task import build_pipeline
 from object_displacement.types import Candidate, Target
 from tests.conftest import compose_config
 from tests.tiny_models import SAM_ENCODER, overrides
@@ -35,12 +35,13 @@ def square(x0: int, y0: int, x1: int, y1: int, shape=(400, 600)) -> Candidate:
     return Candidate(mask=mask)
 
 
+@pytest.mark.models
 def test_sam_prompted_mode_gives_its_single_and_three_nested_masks_and_encodes_once(tiny_models):
     segmenter = sam(tiny_models)
     by_box = segmenter.propose(COFFEE, Target(box=(170, 20, 440, 300)))
-    features = segmenter._predictor.features
+    features = segmenter.predictor_for(COFFEE).features
     by_point = segmenter.propose(COFFEE, Target(point=(300, 150)))
-    assert segmenter._predictor.features is features  # same embedding, not recomputed
+    assert segmenter.predictor_for(COFFEE).features is features  # same embedding, not recomputed
     for candidates in (by_box, by_point):
         assert len(candidates) == 4  # the single best mask, then the whole / part / sub-part ones
         assert sorted(c.source for c in candidates) == ["sam", "sam", "sam", "sam-single"]
@@ -48,11 +49,13 @@ def test_sam_prompted_mode_gives_its_single_and_three_nested_masks_and_encodes_o
         assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
 
 
+@pytest.mark.models
 def test_sam_automatic_mode_for_a_text_only_target(tiny_models):
     candidates = sam(tiny_models).propose(COFFEE, Target(prompt="cup"))
     assert candidates and all(c.mask.shape == (400, 600) for c in candidates)
 
 
+@pytest.mark.models
 def test_models_load_once_per_process(tiny_models):
     segmenter = sam(tiny_models)
     segmenter.model()
@@ -63,15 +66,17 @@ def test_models_load_once_per_process(tiny_models):
     assert weights.load_count == before + 1  # only CLIP was new
 
 
+@pytest.mark.models
 def test_clip_scores_in_one_batch_match_one_forward_per_candidate(tiny_models):
     candidates = [square(10, 10, 200, 150), square(250, 50, 500, 390), square(300, 100, 400, 200)]
-    batched = clip(tiny_models).similarities(COFFEE, candidates, "cup")
-    single = clip(tiny_models, batch_size=1).similarities(COFFEE, candidates, "cup")
+    batched = clip(tiny_models).embedder.similarities(COFFEE, candidates, "cup")
+    single = clip(tiny_models, batch_size=1).embedder.similarities(COFFEE, candidates, "cup")
     np.testing.assert_allclose(batched, single, atol=1e-5)
     assert batched.shape == (3,) and np.all(np.abs(batched) <= 1.0 + 1e-6)
 
 
 @pytest.mark.parametrize("crop", ["box", "masked", "context", "combined"])
+@pytest.mark.models
 def test_every_crop_strategy_ranks_all_candidates(tiny_models, crop):
     candidates = [square(10, 10, 200, 150), square(250, 50, 500, 390)]
     ranked = clip(tiny_models, crop=crop).select(COFFEE, candidates, Target(prompt="cup"))
@@ -92,6 +97,7 @@ def test_containment_rule_picks_the_inner_object():
     )
 
 
+@pytest.mark.models
 def test_clip_selector_applies_the_containment_rule(tiny_models):
     cup, table = square(250, 100, 350, 200), square(100, 50, 550, 350)
     # random weights cannot tell a table from a cup: part_margin -2 makes every outer a container
@@ -100,6 +106,7 @@ def test_clip_selector_applies_the_containment_rule(tiny_models):
     assert ranked[0].bbox == cup.bbox
 
 
+@pytest.mark.models
 def test_prompt_matching_nothing_is_one_clear_error(tiny_models):
     with pytest.raises(DisplacementError, match=r"no object matching 'backpack' \(best: "):
         ClipSelector(model=f"local-dir:{tiny_models['clip']}", min_score=0.99).select(
@@ -108,6 +115,7 @@ def test_prompt_matching_nothing_is_one_clear_error(tiny_models):
 
 
 @pytest.mark.parametrize("kind", ["sd", "sdxl"])
+@pytest.mark.models
 def test_diffusion_keeps_outside_pixels_at_odd_sizes(tiny_models, kind):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, size=(333, 517, 3), dtype=np.uint8)
@@ -119,6 +127,7 @@ def test_diffusion_keeps_outside_pixels_at_odd_sizes(tiny_models, kind):
     assert (out[mask] != image[mask]).mean() > 0.5
 
 
+@pytest.mark.models
 def test_missing_weights_say_what_is_missing_and_how_to_fetch(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     checks = [
@@ -132,6 +141,7 @@ def test_missing_weights_say_what_is_missing_and_how_to_fetch(tmp_path, monkeypa
         assert "\n" not in str(info.value)
 
 
+@pytest.mark.models
 def test_fabric_places_model_components_on_the_cpu_in_fp32(tiny_models):
     import torch
 
@@ -143,12 +153,14 @@ def test_fabric_places_model_components_on_the_cpu_in_fp32(tiny_models):
 
 
 @pytest.mark.parametrize("devices", [2, -1, "auto", [0, 1]])
+@pytest.mark.models
 def test_fabric_refuses_several_devices_for_one_edit(devices):
     with pytest.raises(DisplacementError, match=r"one edit runs on one device.*hydra/launcher=parallel"):
         make_fabric(accelerator="cpu", devices=devices)
 
 
 @pytest.mark.slow
+@pytest.mark.models
 def test_several_devices_are_one_line_from_the_command_line(tiny_models, tmp_path):
     from tests.test_cli_models import displace
 
@@ -170,17 +182,21 @@ def test_the_sweep_job_number_comes_from_hydra(launcher, number):
     from hydra.types import RunMode
     from omegaconf import open_dict
 
+    from object_displacement.jobs import JobContext
     from tests.conftest import CONF
 
-    assert sweep_job_number() is None  # not under Hydra
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("displace", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
     with open_dict(cfg):
+        cfg.paths.run_dir = "run"
+    assert JobContext.of(cfg).job_number is None  # not under Hydra
+    with open_dict(cfg):
         cfg.hydra.mode, cfg.hydra.job.num = RunMode.MULTIRUN, 5
+        cfg.hydra.runtime.output_dir = "run"
     HydraConfig.instance().set_config(cfg)
     try:
         # the basic launcher runs the jobs one after another in one process: one device
-        assert sweep_job_number() == number
+        assert JobContext.of(cfg).job_number == number
     finally:
         HydraConfig.instance().cfg = None
 

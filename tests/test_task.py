@@ -8,7 +8,7 @@ from PIL import Image
 
 from object_displacement.errors import DisplacementError
 from object_displacement.ghost import ghost_score
-from object_displacement.task import displace
+from object_displacement.jobs import displace
 
 
 @pytest.fixture
@@ -18,6 +18,7 @@ def square_png(tmp_path, square_scene):
     return path
 
 
+@pytest.mark.models
 def test_moves_the_square_and_restores_the_wall(make_cfg, square_png, square_scene):
     image, mask = square_scene
     cfg = make_cfg(f"image={square_png}", "target.box=[25,35,65,75]", "dx=60", "dy=-30")
@@ -33,6 +34,7 @@ def test_moves_the_square_and_restores_the_wall(make_cfg, square_png, square_sce
     assert metrics["object_area_px"] == pytest.approx(mask.sum(), rel=0.05)
 
 
+@pytest.mark.models
 def test_writes_every_artifact_and_metrics(make_cfg, square_png, tmp_path):
     out = tmp_path / "result.png"
     cfg = make_cfg(f"image={square_png}", "target.box=[25,35,65,75]", "dx=20", f"output={out}")
@@ -50,6 +52,7 @@ def test_writes_every_artifact_and_metrics(make_cfg, square_png, tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(run / "output.png")))
 
 
+@pytest.mark.models
 def test_without_displacement_it_writes_the_mask(make_cfg, square_png, square_scene, tmp_path):
     out = tmp_path / "mask.png"
     metrics, result = displace(make_cfg(f"image={square_png}", "target.point=[45,55]", f"output={out}"))
@@ -66,11 +69,13 @@ def test_output_equal_to_input_is_refused_before_anything_is_written(make_cfg, s
     assert square_png.read_bytes() == before
 
 
+@pytest.mark.models
 def test_demo_defaults_do_not_leak_into_a_users_photo(make_cfg, square_png):
     metrics, _ = displace(make_cfg(f"image={square_png}", "target.point=[45,55]"))
     assert metrics["mode"] == "mask" and metrics["target"] == "point"
 
 
+@pytest.mark.models
 def test_keep_out_boxes_are_never_copied_into_the_hole(make_cfg, square_scene, tmp_path):
     # the square sits on a green sign that fills most of the fill's source: without
     # keep_out the vacated place copies green from it; with the sign kept out, grey wall

@@ -29,6 +29,8 @@ from object_displacement.weights import WeightsMissing
 from tests.conftest import ROOT
 from tests.tiny_models import SAM_ENCODER, save_grounding_dino, save_sam3
 
+pytestmark = pytest.mark.models  # every test reads the tiny text models, or their weights check
+
 COFFEE = data.coffee()  # 400x600; the cup is at about (170, 20, 440, 300)
 CUP = (170, 20, 440, 300)
 
@@ -109,14 +111,16 @@ def test_sam3_without_text_or_box_says_what_to_use(text_models):
         tiny_sam3(text_models).propose(COFFEE, Target(point=(300, 150)))
 
 
-def test_sam3_encodes_a_photo_once_for_several_prompts(text_models):
+def test_sam3_encodes_a_photo_once_for_several_prompts(text_models, monkeypatch):
     segmenter = tiny_sam3(text_models)
+    model = segmenter.model()[0]
+    encode, calls = model.get_vision_features, []
+    monkeypatch.setattr(model, "get_vision_features", lambda **kw: calls.append(1) or encode(**kw))
     segmenter.propose(COFFEE, Target(prompt="cup"))
-    cached = segmenter._vision
     segmenter.propose(COFFEE, Target(prompt="table"))
-    assert segmenter._vision is cached
+    assert len(calls) == 1  # the second prompt reuses the photo's embedding
     segmenter.propose(COFFEE[::-1].copy(), Target(prompt="cup"))
-    assert segmenter._vision is not cached
+    assert len(calls) == 2
 
 
 # -- Grounded SAM -------------------------------------------------------------------------------
@@ -147,6 +151,15 @@ def test_grounded_keeps_detections_inside_the_users_box(text_models):
     candidates = segmenter.propose(COFFEE, Target(prompt="cup", box=inside))
     centres = [((box[0] + box[2]) / 2, (box[1] + box[3]) / 2) for box, _ in segmenter.detect(COFFEE, "cup")]
     assert len(candidates) == sum(cx < 300 for cx, _ in centres)
+
+
+@pytest.mark.models
+def test_grounded_segments_every_box_on_its_sams_one_embedding_of_the_photo(text_models):
+    segmenter = tiny_grounded(text_models)
+    features = segmenter.sam.predictor_for(COFFEE).features  # SAM's public predictor, photo embedded
+    check_candidates(segmenter.propose(COFFEE, Target(prompt="cup")), "grounded")
+    assert segmenter.sam.predictor_for(COFFEE).features is features  # not encoded again
+    assert segmenter.sam.predictor_for(COFFEE[::-1].copy()).features is not features  # a new photo is
 
 
 def test_grounded_needs_a_prompt(text_models):
@@ -197,6 +210,7 @@ def test_text_segmenter_weights_that_are_there_pass_the_check(text_models):
     tiny_grounded(text_models).check_weights()
 
 
+@pytest.mark.slow
 def test_sam3_on_a_12_megapixel_photo_stays_within_memory(text_models):
     # every kept instance is a float map of the photo while upsampled (and an int64 one
     # after): all 10 at once took about 1.4 GB above the model here, 200 (SAM 3's

@@ -97,12 +97,12 @@ def test_a_manifest_with_a_bad_row_finishes_the_others_and_records_the_failure(t
     assert (run / "edits" / "lifted" / "output.png").exists() and not (run / "edits" / "missing").exists()
 
 
+@pytest.mark.models
 def test_the_shipped_manifest_runs_every_edit(make_cfg):
-    from object_displacement.dataset import run_dataset
-    from object_displacement.loggers.none import NoLogger
+    from object_displacement.jobs import run_dataset
 
     cfg = make_cfg("dataset=skimage", "inpainter=telea")
-    rows = run_dataset(cfg, NoLogger())
+    rows = run_dataset(cfg)
     assert len(rows) >= 5 and all(r["status"] == "ok" for r in rows)
 
 
@@ -180,6 +180,7 @@ def test_parallel_launcher_runs_jobs_in_worker_processes(tmp_path):
     assert all((tmp_path / job / "output.png").exists() for job in ("0", "1"))
 
 
+@pytest.mark.slow
 def test_slurm_launcher_preset_composes_for_submitit():
     proc = subprocess.run(
         [sys.executable, SCRIPT, "--cfg", "hydra", "hydra/launcher=slurm"], capture_output=True, text=True

@@ -1,7 +1,9 @@
-"""Tiny random models, saved in the formats real weights come in, for offline tests.
+"""Random models, saved in the formats real weights come in: tiny for offline tests, full size
+(the released architectures) for ``scripts/bench.py``.
 
-Random weights exercise every line of the loading and inference code at a fraction of
-the cost; they say nothing about quality. Each builder seeds torch, so runs repeat.
+Random weights exercise every line of the loading and inference code, the tiny ones at a
+fraction of the cost, the full-size ones at the released models' cost; they say nothing about
+quality. Each builder seeds torch, so runs repeat.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Literal
+
+Size = Literal["tiny", "full"]
+"""``tiny``: a few blocks of width 32, for tests; ``full``: the released architecture."""
 
 SAM_ENCODER = {"embed_dim": 32, "depth": 2, "num_heads": 2, "global_attn_indexes": [1]}
 CLIP_CONFIG = {
@@ -30,34 +36,53 @@ SIGLIP_CONFIG = {
     },
     "text_cfg": CLIP_CONFIG["text_cfg"] | {"no_causal_mask": True, "proj_bias": True, "pool_type": "last"},
 }
+FULL_CLIP = "ViT-B-32"
+"""The open_clip architecture ``save_clip(size="full")`` builds: the CLIP selector's default."""
+BERT_BASE_WORDS = 30522
+"""bert-base-uncased's vocabulary size: Grounding DINO's text encoder, full size."""
 
 
-def save_sam(path: Path) -> Path:
-    """A SAM state dict (``.pth``) with a small image encoder."""
+def is_full(size: Size) -> bool:
+    if size not in ("tiny", "full"):
+        raise ValueError(f"size is 'tiny' or 'full', not {size!r}")
+    return size == "full"
+
+
+def sam_encoder(size: Size = "tiny") -> dict:
+    """SAM's image encoder settings: ``SAM_ENCODER``, or the released vit_b's."""
+    from object_displacement.segmenters.sam import ENCODERS
+
+    return ENCODERS["vit_b"] if is_full(size) else SAM_ENCODER
+
+
+def save_sam(path: Path, size: Size = "tiny") -> Path:
+    """A SAM state dict (``.pth``): a small image encoder, or vit_b's."""
     import torch
     from segment_anything.build_sam import _build_sam
 
+    encoder = sam_encoder(size)
     torch.manual_seed(0)
     sam = _build_sam(
-        encoder_embed_dim=SAM_ENCODER["embed_dim"],
-        encoder_depth=SAM_ENCODER["depth"],
-        encoder_num_heads=SAM_ENCODER["num_heads"],
-        encoder_global_attn_indexes=SAM_ENCODER["global_attn_indexes"],
+        encoder_embed_dim=encoder["embed_dim"],
+        encoder_depth=encoder["depth"],
+        encoder_num_heads=encoder["num_heads"],
+        encoder_global_attn_indexes=encoder["global_attn_indexes"],
     )
     torch.save(sam.state_dict(), path)
     return path
 
 
-def save_clip(folder: Path, model_cfg: dict | None = None) -> Path:
+def save_clip(folder: Path, model_cfg: dict | None = None, size: Size = "tiny") -> Path:
     """An open_clip model folder (``open_clip_config.json`` + safetensors), as on the hub.
 
-    ``model_cfg`` is an open_clip model config (``CLIP_CONFIG`` by default, ``SIGLIP_CONFIG``,
-    or a released one from ``open_clip.get_model_config``)."""
+    ``model_cfg`` is an open_clip model config (``SIGLIP_CONFIG``, or a released one from
+    ``open_clip.get_model_config``); without one, ``CLIP_CONFIG`` or, full size, ``FULL_CLIP``'s."""
+    import open_clip
     import torch
     from open_clip.model import CLIP, CustomTextCLIP
     from safetensors.torch import save_file
 
-    model_cfg = model_cfg or CLIP_CONFIG
+    model_cfg = model_cfg or (open_clip.get_model_config(FULL_CLIP) if is_full(size) else CLIP_CONFIG)
     torch.manual_seed(0)
     settings = {k: v for k, v in model_cfg.items() if k != "custom_text"}
     model = (CustomTextCLIP if model_cfg.get("custom_text") else CLIP)(**settings)
@@ -267,12 +292,17 @@ SAM3_SIDE = 112
 """Input side of the tiny SAM 3: 8x8 patches of 14 px, windows of 4 patches."""
 
 
-def save_sam3(folder: Path, work: Path) -> Path:
-    """A SAM 3 folder (model, image processor, CLIP tokenizer), via ``save_pretrained``."""
+def save_sam3(folder: Path, work: Path, size: Size = "tiny") -> Path:
+    """A SAM 3 folder (model, image processor, CLIP tokenizer), via ``save_pretrained``: tiny
+    (``SAM3_SIDE`` px inputs) or the released architecture (1008 px)."""
     import torch
     from transformers import Sam3Config, Sam3ImageProcessor, Sam3Model, Sam3Processor
 
     torch.manual_seed(0)
+    if is_full(size):
+        Sam3Model(Sam3Config()).save_pretrained(folder)
+        Sam3Processor(Sam3ImageProcessor(), clip_tokenizer(work / "sam3_tokenizer")).save_pretrained(folder)
+        return folder
     small = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
     grid = SAM3_SIDE // 14
     config = Sam3Config(
@@ -307,20 +337,21 @@ def save_sam3(folder: Path, work: Path) -> Path:
     return folder
 
 
-def bert_tokenizer(folder: Path, size: int = 1100):
-    """A ``BertTokenizerFast`` over a made-up word list of ``size`` entries: Grounding DINO
+def bert_tokenizer(folder: Path, words: int = 1100):
+    """A ``BertTokenizerFast`` over a made-up word list of ``words`` entries: Grounding DINO
     reads BERT word pieces, and its token ids must reach past 1029 (its special tokens)."""
     from transformers import BertTokenizerFast
 
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "a", "the", "cup", "mug", "table"]
-    words += [f"word{i}" for i in range(size - len(words))]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "a", "the", "cup", "mug", "table"]
+    vocab += [f"word{i}" for i in range(words - len(vocab))]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     return BertTokenizerFast(str(folder / "vocab.txt"))
 
 
-def save_grounding_dino(folder: Path, work: Path) -> Path:
-    """A Grounding DINO folder (tiny Swin + BERT, 2 decoder layers, 128 px inputs)."""
+def save_grounding_dino(folder: Path, work: Path, size: Size = "tiny") -> Path:
+    """A Grounding DINO folder: tiny (Swin + BERT, 2 decoder layers, 128 px inputs) or the
+    released Grounding DINO tiny (Swin-T + BERT base)."""
     import torch
     from transformers import (
         GroundingDinoConfig,
@@ -330,6 +361,11 @@ def save_grounding_dino(folder: Path, work: Path) -> Path:
     )
 
     torch.manual_seed(0)
+    if is_full(size):
+        tokenizer = bert_tokenizer(work / "bert_tokenizer", words=BERT_BASE_WORDS)
+        GroundingDinoForObjectDetection(GroundingDinoConfig()).save_pretrained(folder)
+        GroundingDinoProcessor(GroundingDinoImageProcessor(), tokenizer).save_pretrained(folder)
+        return folder
     tokenizer = bert_tokenizer(work / "bert_tokenizer")
     config = GroundingDinoConfig(
         backbone_config={

@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from object_displacement.errors import DisplacementError
-from object_displacement.pipeline import Pipeline
-from object_displacement.types import Candidate, Plan, Result, Target
 
 __all__ = [
     "Candidate",
@@ -26,14 +24,26 @@ __all__ = [
 
 if TYPE_CHECKING:
     from object_displacement.api import Moved, load_pipeline, move
+    from object_displacement.pipeline import Pipeline
+    from object_displacement.types import Candidate, Plan, Result, Target
 
-_API = ("Moved", "load_pipeline", "move")
+_LAZY = {
+    "Moved": "api",
+    "load_pipeline": "api",
+    "move": "api",
+    "Pipeline": "pipeline",
+    "Candidate": "types",
+    "Plan": "types",
+    "Result": "types",
+    "Target": "types",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """The API loads on first use: ``import object_displacement.io`` stays light."""
-    if name in _API:
-        from object_displacement import api
+    """The API and the data types load on first use: ``import object_displacement.io``
+    stays light, and so does ``displace --help`` (no numpy, no OpenCV)."""
+    if name in _LAZY:
+        from importlib import import_module
 
-        return getattr(api, name)
+        return getattr(import_module(f"object_displacement.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'object_displacement' has no attribute {name!r}")

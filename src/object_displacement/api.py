@@ -6,7 +6,7 @@
     moved = move("photo.jpg", box=(300, 120, 345, 408), dx=100, pipeline=pipe)
     moved.output, moved.mask, moved.metrics
 
-It composes the CLI's config and runs the same edit (:func:`object_displacement.task.edit`),
+It composes the CLI's config and runs the same edit (:func:`object_displacement.edit.edit`),
 in memory: no Hydra run dir, no stage cache on disk and no file unless ``output`` asks for
 one. Mistakes raise :class:`DisplacementError` with the CLI's message.
 """
@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from object_displacement.artifacts import save_artifacts
+from object_displacement.build import build_pipeline
 from object_displacement.config import compose_config
-from object_displacement.io import MAX_MEGAPIXELS, as_image, check_can_write, check_writable, read_image
+from object_displacement.edit import edit
+from object_displacement.io import as_image, check_can_write, check_writable
 from object_displacement.io import write_image as _write_image
 from object_displacement.pipeline import Pipeline
-from object_displacement.task import build_pipeline, edit, make_move
+from object_displacement.request import make_request
 from object_displacement.types import Image, Mask, Result
 from object_displacement.visualize import run_images
 
@@ -67,8 +69,8 @@ def move(
     labels: Sequence[int] | None = None,
     dx: float = 0,
     dy: float = 0,
-    scale: float = 1.0,
-    flip: bool = False,
+    scale: float | None = None,
+    flip: bool | None = None,
     anchor: str | None = None,
     keep_out: Sequence[Sequence[float]] | None = None,
     pipeline: Pipeline | None = None,
@@ -79,23 +81,33 @@ def move(
 
     ``image`` is a path (or ``skimage:NAME``), a Pillow image or an RGB uint8 array. With no
     ``pipeline`` the default one is loaded (slow for models: load once, pass it in).
-    ``anchor`` defaults to the pipeline's config. ``keep_out`` boxes ``[[x0, y0, x1, y1], ...]``
-    mark regions no fill may copy from (another face, a sign). ``output`` also writes the result (the mask,
-    in mask mode) to that path."""
+    ``scale``, ``flip``, ``anchor`` and ``keep_out`` default to the pipeline's config;
+    ``keep_out`` boxes ``[[x0, y0, x1, y1], ...]`` mark regions no fill may copy from
+    (another face, a sign). ``output`` also writes the result (the mask, in mask mode) to
+    that path."""
     # 1. Check inputs before any work
     pipeline = pipeline if pipeline is not None else load_pipeline()
-    cfg = pipeline.config
-    settings = {"anchor": "center", "max_megapixels": MAX_MEGAPIXELS} if cfg is None else cfg
-    moving = make_move(dx, dy, scale, flip, anchor if anchor is not None else settings["anchor"])
+    from_file = isinstance(image, (str, os.PathLike))
+    request = make_request(
+        str(image) if from_file else f"<{type(image).__name__}>",
+        pixels=None if from_file else as_image(image),
+        prompt=prompt,
+        point=point,
+        box=box,
+        points=points,
+        labels=labels,
+        dx=dx,
+        dy=dy,
+        scale=scale,
+        flip=flip,
+        anchor=anchor,
+        keep_out=keep_out,
+        defaults=pipeline.defaults,
+    )
     out_path = check_can_write(check_writable(output)) if output is not None else None
 
-    # 2. The image as the CLI reads it, then the edit every entry point runs
-    if isinstance(image, (str, os.PathLike)):
-        picture, source = read_image(image, max_megapixels=settings["max_megapixels"]), str(image)
-    else:
-        picture, source = as_image(image), f"<{type(image).__name__}>"
-    target = {"prompt": prompt, "point": point, "box": box, "points": points, "labels": labels}
-    metrics, result = edit(pipeline, picture, source, target, moving, keep_out=keep_out)
+    # 2. The edit every entry point runs
+    metrics, result = edit(pipeline, request)
 
     # 3. Only what was asked for is written
     final = result.output if result.output is not None else result.mask

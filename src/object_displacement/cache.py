@@ -6,20 +6,24 @@ inpainter settings therefore segments and selects once, and a sweep over selecto
 settings segments once. Entries are written whole (temp file + rename), so parallel
 jobs never read a half-written one.
 
-The key also holds a digest of the source code of the segmenter and selector classes, so
-editing a component never serves masks its old code made. The cache never fails a run: an
+The key also holds a digest of the source code the segmenter and selector can run: the
+modules of their classes, of the components they hold, and every project module those
+import. Editing a component, or a helper module it uses, never serves masks its old code
+made. The cache never fails a run: an
 entry that cannot be read is dropped and recomputed, and a write that fails is skipped,
 each with a warning.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import inspect
 import json
 import logging
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,10 @@ from object_displacement.io import atomic_open
 from object_displacement.types import Candidate, Image, Target
 
 log = logging.getLogger(__name__)
+
+PACKAGE = __name__.partition(".")[0]
+PACKAGE_ROOT = Path(__file__).resolve().parent
+"""Where the modules of this project that the key's code digest reads live."""
 
 
 class StageCache:
@@ -159,21 +167,120 @@ def _why(err: BaseException) -> str:
 
 
 def source_digest(component: Any) -> str:
-    """A digest of the source files of ``component``'s classes (its own and its bases'),
-    and of any component it holds (a dispatching selector's), from this project."""
+    """A digest of the source files of this project that ``component`` can run: the modules
+    of its classes (its own and its bases') and of every project object it holds (a
+    dispatching selector's, a nested segmenter), and every project module those import."""
     if component is None:
         return ""
-    files: set[str] = set()
-    for obj in [component, *getattr(component, "by_kind", {}).values()]:
-        for cls in type(obj).__mro__ if obj is not None else ():
-            if cls.__module__.startswith("object_displacement."):
-                source = inspect.getsourcefile(cls)
-                if source:
-                    files.add(source)
+    files: set[Path] = set()
+    for obj in held_components(component):
+        files |= class_files(type(obj))
     digest = hashlib.blake2b(digest_size=8)
-    for name in sorted(files):
-        digest.update(Path(name).read_bytes())
+    for path in sorted(files):
+        digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def held_components(component: Any) -> list[Any]:
+    """``component`` and the objects of this project it holds, at any depth: its attributes,
+    and the items of the lists, tuples, sets and dicts among them."""
+    found: list[Any] = []
+    seen: set[int] = set()
+    pending = [component]
+    while pending:
+        obj = pending.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            pending.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            pending.extend(obj)
+        elif _ours(type(obj).__module__):
+            found.append(obj)
+            pending.extend(getattr(obj, "__dict__", {}).values())
+    return found
+
+
+@functools.cache
+def class_files(cls: type, root: Path | None = None) -> frozenset[Path]:
+    """The source files of this project that the code of ``cls`` can reach: the modules of
+    it and its bases, and every project module they import, at any depth (relative imports
+    and imports inside functions too; not those only for type checkers). Cached per class:
+    the set is asked for on every run. ``root``: where the project's modules are read
+    (default :data:`PACKAGE_ROOT`)."""
+    root = PACKAGE_ROOT if root is None else root
+    pending: list[tuple[str, Path]] = []
+    for base in cls.__mro__:
+        if _ours(base.__module__):
+            try:
+                source = inspect.getsourcefile(base)
+            except (OSError, TypeError):  # defined where no file holds it
+                source = None
+            if source:
+                pending.append((base.__module__, Path(source).resolve()))
+    reached: set[Path] = set()
+    while pending:
+        module, path = pending.pop()
+        if path in reached or not path.is_file():
+            continue
+        reached.add(path)
+        for name in _imported(module, path):
+            pending.extend((package, file) for package, file in _module_files(name, root))
+    return frozenset(reached)
+
+
+def _ours(module: str) -> bool:
+    return module == PACKAGE or module.startswith(PACKAGE + ".")
+
+
+def _imported(module: str, path: Path) -> set[str]:
+    """The project modules (and names that may be modules) the module ``module`` at ``path`` imports."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in _runtime_nodes(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{node.module}" if node.module else parent
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # a submodule, if it is one
+    return {name for name in names if _ours(name)}
+
+
+def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:``, which never run."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            pending.extend(node.orelse)
+        else:
+            pending.extend(ast.iter_child_nodes(node))
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _module_files(name: str, root: Path) -> Iterator[tuple[str, Path]]:
+    """The files that importing module ``name`` runs: its packages' ``__init__`` and its own
+    (only the packages' for a name that is no module, such as an imported class)."""
+    parts = name.split(".")[1:]
+    for depth in range(len(parts) + 1):
+        folder = root.joinpath(*parts[:depth])
+        for path in (folder / "__init__.py", folder.with_suffix(".py")):
+            if path.is_file():
+                yield ".".join([PACKAGE, *parts[:depth]]), path
+                break
 
 
 def _pack(candidates: list[Candidate]) -> dict[str, np.ndarray]:

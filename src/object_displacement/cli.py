@@ -4,7 +4,7 @@ In a sweep (``-m``) a failed job does not stop the others: its error is recorded
 job dir (``error.txt`` and ``displace.log``), and the sweep ends with a one-line tally and
 exit code 2 if any job failed (:class:`RunChecks`, a Hydra callback). Ctrl-C ends any run
 with one line and exit code 130; files are written whole or not at all, so none is left
-half-written.
+half-written. ``--help`` loads Hydra and the configs, not the pipeline (:func:`main`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import functools
 import logging
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from object_displacement.errors import DisplacementError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +179,67 @@ def main() -> None:
     import hydra
 
     from object_displacement.config import CONFIG_NAME, config_dir
-    from object_displacement.task import run_job
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=CONFIG_NAME)
     @exit_on_user_error
     def displace(cfg: DictConfig) -> None:
+        # imported by the job, not before Hydra starts: `--help`, `--cfg` and `--info` never
+        # need the pipeline (numpy, OpenCV and the components' modules)
+        from object_displacement.jobs import run_job
+
         run_job(cfg)
 
-    guard(displace)
+    with group_listing_once() if asks_for_help(sys.argv[1:]) else contextlib.nullcontext():
+        guard(displace)
+
+
+HELP_FLAGS = frozenset({"--help", "-h", "--hydra-help"})
+
+
+def asks_for_help(argv: list[str]) -> bool:
+    """Whether Hydra will print a help page (``--help``/``-h``, ``--hydra-help``) for ``argv``."""
+    return not HELP_FLAGS.isdisjoint(argv)
+
+
+@contextlib.contextmanager
+def group_listing_once() -> Iterator[None]:
+    """Let Hydra list the config groups for its help page from one copy of its config
+    repository, and each group once.
+
+    Hydra 1.3 deep-copies the whole repository (every YAML file and structured config it
+    knows) for each group it lists, about a hundred times for our ``conf/``, and walks the
+    groups twice (Hydra's, then the app's): over a CPU second of the ~2 that ``--help``
+    took. The repository does not change while a help page is printed, so the same page
+    comes from one copy per set of overrides and one listing per group. A Hydra without the
+    method this relies on lists the groups its own way.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.object_type import ObjectType
+
+    slow = getattr(ConfigLoaderImpl, "get_group_options", None)
+    if slow is None or not hasattr(ConfigLoaderImpl, "_parse_overrides_and_create_caching_repo"):
+        yield
+        return
+    repos: dict[tuple[Any, ...], Any] = {}
+    listed: dict[tuple[Any, ...], list[str]] = {}
+
+    def get_group_options(
+        self: ConfigLoaderImpl,
+        group_name: str,
+        results_filter: ObjectType | None = ObjectType.CONFIG,
+        config_name: str | None = None,
+        overrides: list[str] | None = None,
+    ) -> list[str]:
+        setting = (self, config_name, tuple(overrides or ()))
+        if setting not in repos:
+            _, repos[setting] = self._parse_overrides_and_create_caching_repo(config_name, list(setting[2]))
+        key = (*setting, group_name, results_filter)
+        if key not in listed:
+            listed[key] = repos[setting].get_group_options(group_name, results_filter)
+        return list(listed[key])
+
+    ConfigLoaderImpl.get_group_options = get_group_options  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ConfigLoaderImpl.get_group_options = slow  # type: ignore[method-assign]

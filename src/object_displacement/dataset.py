@@ -6,7 +6,9 @@ A manifest is a CSV with a header and one edit per row::
     rocket-right,skimage:rocket,rocket,,300 120 345 408,100,0
 
 ``point`` is ``x y`` and ``box`` is ``x0 y0 x1 y1`` (pixels); leave unused cells empty.
-Optional columns ``scale``, ``flip`` and ``anchor`` scale or mirror the object as it moves.
+Optional columns ``scale``, ``flip`` and ``anchor`` scale or mirror the object as it moves;
+where a row leaves them out (or the column is absent) the run's settings apply, as do its
+``keep_out`` boxes and ``max_megapixels``.
 Relative image paths are relative to the manifest. The file is UTF-8 (a byte-order mark is
 fine). A row that cannot run (too few cells, text that is not UTF-8, an ``id`` that is a
 path or repeats an earlier one, a bad value) is recorded as failed with its reason and the
@@ -23,13 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-from tqdm import tqdm
-
 from object_displacement.errors import DisplacementError
-from object_displacement.io import MAX_MEGAPIXELS, SAMPLE_PREFIX, atomic_open
-from object_displacement.loggers.base import RunLogger, flatten
-from object_displacement.task import build_pipeline, make_move, run_edit
+from object_displacement.io import SAMPLE_PREFIX, atomic_open
+from object_displacement.request import make_request
+from object_displacement.types import EditDefaults, EditRequest
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass
-class Edit:
+class Row:
     """One row of a manifest, as written (checked when it runs, so a bad row fails alone).
 
     ``problem`` says why a row cannot run at all (it is recorded as failed)."""
@@ -55,9 +54,9 @@ class Edit:
     problem: str | None = None
 
 
-def read_manifest(path: Path) -> list[Edit]:
+def read_manifest(path: Path) -> list[Row]:
     """The edits of ``path``; a missing or unreadable file or a wrong header stops the run,
-    a bad row becomes an :class:`Edit` with a ``problem``."""
+    a bad row becomes a :class:`Row` with a ``problem``."""
     if not path.is_file():
         raise DisplacementError(f"manifest not found: {path}")
     try:
@@ -72,7 +71,7 @@ def read_manifest(path: Path) -> list[Edit]:
     missing = [c for c in COLUMNS if c not in fields]
     if missing:
         raise DisplacementError(f"manifest {path} lacks column(s) {', '.join(missing)}")
-    edits: list[Edit] = []
+    edits: list[Row] = []
     seen: dict[str, int] = {}
     for number, row in enumerate(reader, start=1):
         edit = _edit(number, row, path.parent)
@@ -84,7 +83,7 @@ def read_manifest(path: Path) -> list[Edit]:
     return edits
 
 
-def _edit(number: int, row: dict[str | None, Any], folder: Path) -> Edit:
+def _edit(number: int, row: dict[str | None, Any], folder: Path) -> Row:
     cells = {k: (v or "").strip() if isinstance(v, str) or v is None else v for k, v in row.items()}
     edit_id = str(cells.get("id") or f"row{number}")
     problem = None
@@ -103,7 +102,7 @@ def _edit(number: int, row: dict[str | None, Any], folder: Path) -> Edit:
     image = cells.get("image") or ""
     if image and not image.startswith(SAMPLE_PREFIX) and not Path(image).is_absolute():
         image = str(folder / image)
-    return Edit(
+    return Row(
         id=edit_id,
         image=image,
         target={
@@ -137,53 +136,21 @@ def _numbers(cell: str | None) -> list[str] | None:
     return parts or None
 
 
-def run_dataset(cfg: DictConfig, logger: RunLogger) -> list[dict[str, Any]]:
-    """Run every edit of ``cfg.dataset.manifest``; return one summary row per edit."""
-    edits = read_manifest(Path(cfg.dataset.manifest))
-    pipeline = build_pipeline(cfg)
-    run_dir = Path(cfg.paths.run_dir)
-    edits_dir = (run_dir / "edits").resolve()
-    if any(e.target["prompt"] for e in edits) and not pipeline.selector.reads_text:
-        log.warning(
-            "the manifest's prompts are ignored: the %s selector does not read text (use selector=clip)",
-            type(pipeline.selector).__name__,
-        )
-    rows: list[dict[str, Any]] = []
-    for step, edit in enumerate(tqdm(edits, desc=f"dataset {cfg.dataset.name}", unit="edit")):
-        row: dict[str, Any] = {"id": edit.id, "image": edit.image, "status": "ok", "error": ""}
-        try:
-            if edit.problem:
-                raise DisplacementError(edit.problem)
-            out_dir = edits_dir / edit.id
-            if out_dir.resolve().parent != edits_dir:  # PLAIN_ID already rules this out
-                raise DisplacementError(f"id '{edit.id}' would write outside {edits_dir}")
-            move = make_move(edit.dx, edit.dy, edit.scale or 1.0, edit.flip or False, edit.anchor or "center")
-            metrics, _, images = run_edit(
-                pipeline,
-                edit.image,
-                edit.target,
-                move,
-                out_dir,
-                max_megapixels=cfg.get("max_megapixels", MAX_MEGAPIXELS),
-                warn_prompt=False,
-            )
-        except DisplacementError as err:
-            log.warning("edit %s failed: %s", edit.id, err)
-            row.update(status="failed", error=" ".join(str(err).split()))
-        except Exception as err:  # a bug: recorded with its traceback in the log, the rest go on
-            log.exception("edit %s failed with an internal error", edit.id)
-            row.update(status="failed", error=f"internal error: {type(err).__name__}: {err}")
-        else:
-            row.update(flatten(metrics))
-            logger.log_image("edits/grid", images["grid"], caption=edit.id, step=step)
-        rows.append(row)
-    columns = columns_of(rows)
-    write_csv(run_dir / "summary.csv", columns, rows)
-    logger.log_table("edits/summary", columns, [[r.get(c) for c in columns] for r in rows])
-    failed = sum(r["status"] == "failed" for r in rows)
-    logger.log_metrics({"edits": {"total": len(rows), "failed": failed}})
-    log.info("%d edits, %d failed: %s", len(rows), failed, run_dir / "summary.csv")
-    return rows
+def row_request(row: Row, defaults: EditDefaults) -> EditRequest:
+    """The edit a row asks for; its empty cells take the run's ``defaults``. A row that
+    cannot run raises its reason."""
+    if row.problem:
+        raise DisplacementError(row.problem)
+    return make_request(
+        row.image,
+        **row.target,
+        dx=row.dx,
+        dy=row.dy,
+        scale=row.scale,
+        flip=row.flip,
+        anchor=row.anchor,
+        defaults=defaults,
+    )
 
 
 def columns_of(rows: list[dict[str, Any]]) -> list[str]:

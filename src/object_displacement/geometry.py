@@ -49,8 +49,8 @@ def dilate(mask: Mask, radius: float) -> Mask:
     """``mask`` grown by every pixel within Euclidean distance ``radius`` of it.
 
     A distance transform costs the same for any radius, where a dilation with a round
-    structuring element costs in proportion to it (5 s against 0.2 s for 100 px at
-    12 MP). Only a crop around the mask, ``radius`` wider, is transformed.
+    structuring element costs in proportion to it, which at 12 MP is seconds. Only a
+    crop around the mask, ``radius`` wider, is transformed.
     """
     if radius <= 0 or not mask.any():
         return mask.copy()

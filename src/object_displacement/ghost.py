@@ -17,10 +17,14 @@ from object_displacement.types import Image, Mask, Plan
 log = logging.getLogger(__name__)
 
 MIN_PIXELS = 16
-
+"""A vacated place smaller than this (a 4x4 patch) has too few pixels to correlate: it scores 0."""
 
 DETAIL_SIGMA = 3.0
 """Structure finer than this (pixels) is what an afterimage keeps of the object."""
+
+FLAT = 0.5
+"""Detail whose spreads multiply to less than this (grey levels squared) is featureless:
+noise correlates with nothing, so it scores 0 rather than a chance value."""
 
 
 def ghost_score(original: Image, output: Image, vacated: Mask) -> float:
@@ -39,7 +43,7 @@ def ghost_score(original: Image, output: Image, vacated: Mask) -> float:
     b = _detail(output)[vacated]
     a, b = a - a.mean(), b - b.mean()
     spread = np.sqrt((a * a).mean() * (b * b).mean())
-    return 0.0 if spread < 0.5 else float((a * b).mean() / spread)
+    return 0.0 if spread < FLAT else float((a * b).mean() / spread)
 
 
 def _detail(image: Image) -> np.ndarray:
@@ -55,9 +59,12 @@ class GhostCheck:
     with the lowest score is kept, and every attempt is recorded.
 
     Args:
-        threshold: ghost score above which the place is not empty.
-        max_attempts: the bound on inpainting runs (1 turns retrying off).
-        reseed: how many further seeds of the configured inpainter to try first.
+        threshold: ghost score above which the place is not empty (PatchMatch's fill of
+            the rocket's old place scores 0.02, the same with a 10 % afterimage 0.44).
+        max_attempts: the bound on inpainting runs (1 turns retrying off); 3 is the
+            configured inpainter, one reseed and one fallback.
+        reseed: how many further seeds of the configured inpainter to try first (a new
+            seed is the cheapest change to a randomized fill).
         fallbacks: other inpainters to try next, in order.
     """
 

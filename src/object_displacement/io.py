@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from object_displacement.errors import DisplacementError, WriteError
-from object_displacement.types import Image, Mask
+from object_displacement.types import MAX_MEGAPIXELS, Image, Mask
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ SAMPLES: dict[str, Callable[[Any], Any]] = {
 }  # fmt: skip
 """The photos ``skimage:NAME`` may name: scikit-image's bundled 2-D images, nothing else of
 ``skimage.data`` (some of its functions download data sets or generate arrays)."""
-
-MAX_MEGAPIXELS = 50.0
-"""Default bound on an input's size (the ``max_megapixels`` setting). A 48 MP phone photo
-(8000x6000) peaked at 7.0 GB (324 CPU s) with the default pipeline, well inside 24 GB."""
 
 PNG_LEVEL = 1
 """zlib level of the PNGs we write: fast; a run writes several full-size pictures."""

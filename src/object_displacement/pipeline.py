@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from object_displacement.cache import StageCache
 from object_displacement.compositors.base import Compositor
@@ -18,7 +18,7 @@ from object_displacement.matting.base import Matting
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.auto import AutoSelector
 from object_displacement.selectors.base import Selector
-from object_displacement.types import Box, Candidate, Image, Move, Result, Target
+from object_displacement.types import Box, Candidate, EditDefaults, Image, Move, Result, Target
 
 T = TypeVar("T")
 
@@ -40,6 +40,7 @@ class Pipeline:
         cache: StageCache | None = None,
         ghost_check: GhostCheck | None = None,
         matting: Matting | None = None,
+        defaults: EditDefaults | None = None,
     ) -> None:
         self.segmenter = segmenter
         self.selector = selector
@@ -49,9 +50,9 @@ class Pipeline:
         self.matting = matting
         self.cache = cache or StageCache(None)
         self.ghost_check = ghost_check or GhostCheck(max_attempts=1)
-        self.config: Any = None
-        """The composed config it was built from (set by ``build_pipeline``): the API and the
-        app read the settings of an edit (``anchor``, ``max_megapixels``) from it."""
+        self.defaults = defaults or EditDefaults()
+        """What an edit takes where its request is silent (the run's ``anchor``, ``scale``,
+        ``max_megapixels``...): the API and the app build their requests with it."""
         if segmenter.reads_text and isinstance(selector, AutoSelector):
             selector.follow_segmenter()
 

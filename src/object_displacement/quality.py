@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from object_displacement.ghost import ghost_score
 from object_displacement.types import Candidate, Mask, Result
+
+if TYPE_CHECKING:
+    from object_displacement.selectors.clip_embedder import ClipEmbedder
 
 PSNR_CAP_DB = 100.0
 """Identical pixels have infinite PSNR; capping keeps the number comparable and JSON-valid."""
@@ -28,9 +31,10 @@ def edit_region(result: Result) -> Mask:
     return plan.inpaint_mask | plan.seam_mask | (plan.alpha > 0)
 
 
-def evaluate(result: Result, scorer: Any = None) -> dict[str, float]:
-    """Background preservation, moved-object fidelity and, given a CLIP ``scorer`` and a
-    prompt, the ghost and presence scores. Empty in mask mode."""
+def evaluate(result: Result, scorer: ClipEmbedder | None = None) -> dict[str, float]:
+    """Background preservation, moved-object fidelity and, given a CLIP ``scorer`` (the
+    CLIP selector's ``embedder``, so the scores see what the selector saw) and a prompt,
+    the ghost and presence scores. Empty in mask mode."""
     if result.plan is None or result.output is None:
         return {}
     before, after, plan = result.image, result.output, result.plan
@@ -54,7 +58,7 @@ def evaluate(result: Result, scorer: Any = None) -> dict[str, float]:
     return metrics
 
 
-def _clip_scores(result: Result, scorer: Any) -> dict[str, float]:
+def _clip_scores(result: Result, scorer: ClipEmbedder) -> dict[str, float]:
     """Prompt similarity at the old place before and after (the ghost should fade) and at
     the new place after (the object should still read as itself)."""
     assert result.plan is not None and result.output is not None

@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def make_fabric(accelerator: str = "auto", devices: Any = 1, precision: str = "auto") -> Fabric:
+def make_fabric(
+    accelerator: str = "auto", devices: Any = 1, precision: str = "auto", job_number: int | None = None
+) -> Fabric:
     """A single-device Fabric; ``precision: auto`` is fp16 on CUDA and fp32 on CPU.
 
     One edit runs on one device: ``devices`` other than 1 (or one index, ``[2]``) is
     refused. Several GPUs serve a parallel sweep instead: on a machine with N of them,
-    sweep job k runs on ``cuda:(k mod N)``.
+    sweep job k runs on ``cuda:(k mod N)`` (``job_number``: k, from the job's context).
     """
     import torch
     from lightning_fabric import Fabric
@@ -41,7 +43,7 @@ def make_fabric(accelerator: str = "auto", devices: Any = 1, precision: str = "a
     cuda = torch.cuda.is_available() and accelerator in ("auto", "cuda", "gpu")
     if precision == "auto":
         precision = "16-mixed" if cuda else "32-true"
-    index = sweep_device(sweep_job_number(), torch.cuda.device_count()) if cuda else None
+    index = sweep_device(job_number, torch.cuda.device_count()) if cuda else None
     if one_index:
         devices = [int(devices[0])]  # the user's choice of GPU
     elif index is not None:
@@ -59,23 +61,6 @@ def sweep_device(job_number: int | None, device_count: int) -> int | None:
     if job_number is None or device_count < 2:
         return None
     return job_number % device_count
-
-
-def sweep_job_number() -> int | None:
-    """``hydra.job.num`` of a multirun job whose launcher runs jobs side by side.
-
-    Hydra's basic launcher runs them one after another in this process: they share one
-    device, and the models loaded on it.
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return None
-    hydra = HydraConfig.get()
-    if hydra.mode != RunMode.MULTIRUN or "BasicLauncher" in str(hydra.launcher.get("_target_", "")):
-        return None
-    return int(hydra.job.num)
 
 
 class UsesDevice:

@@ -1,52 +1,76 @@
-"""Turning the user's target settings into a checked :class:`Target`."""
+"""Turning the user's target settings into a :class:`Target`: their form first (pure), then
+against the photo once it is read."""
 
 from __future__ import annotations
 
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from object_displacement.errors import DisplacementError
 from object_displacement.geometry import clip_box
-from object_displacement.types import Box, Target
+from object_displacement.types import Box, Point, Target
 
 log = logging.getLogger(__name__)
 
 
-def make_target(
-    width: int,
-    height: int,
+NO_TARGET = (
+    "no target: give target.box=[x0,y0,x1,y1], target.point=[x,y], target.points=[[x,y],...] "
+    "with target.labels=[1,...] or target.prompt=TEXT"
+)
+
+
+def parse_target(
     prompt: str | None = None,
     point: Sequence[float] | None = None,
     box: Sequence[float] | None = None,
     points: Sequence[Sequence[float]] | None = None,
     labels: Sequence[int] | None = None,
-) -> Target:
-    """Build the target for a ``width`` x ``height`` image, checking it lies inside.
+) -> Target | None:
+    """The :class:`Target` the user's values name, checked for form but not yet against a
+    photo (:func:`fit_target` does that once it is read); ``None`` when they name nothing.
 
     A prompt combines with a point or a box. Given both a point and a box, the point (the
     more specific cue) wins, so ``target.point=[x,y]`` overrides a box set elsewhere.
     ``points=[[x,y],...]`` with ``labels=[1,0,...]`` (SAM's clicks; labels default to 1)
     stand alone or refine a box.
     """
+    if not has_target(prompt, point, box, points, labels) and not labels:
+        return None
     text = str(prompt).strip() if prompt is not None else ""
-    clicks, marks = _check_clicks(points, labels, width, height)
+    clicks, marks = _parse_clicks(points, labels)
     if point is not None:
         _ignored("target.point", box=box)
+        where = _point(point)
         if clicks:
-            clicks, marks = ((_check_point(point, width, height), *clicks), (1, *marks))
-            return Target(prompt=text or None, points=clicks, labels=marks)
-        return Target(prompt=text or None, point=_check_point(point, width, height))
+            return Target(prompt=text or None, points=(where, *clicks), labels=(1, *marks))
+        return Target(prompt=text or None, point=where)
     if box is not None:
-        return Target(prompt=text or None, box=_check_box(box, width, height), points=clicks, labels=marks)
-    if 1 in marks:
+        return Target(prompt=text or None, box=_box(box), points=clicks, labels=marks)
+    if 1 in marks or text:
         return Target(prompt=text or None, points=clicks, labels=marks)
-    if text:
-        return Target(prompt=text, points=clicks, labels=marks)
-    raise DisplacementError(
-        "no target: give target.box=[x0,y0,x1,y1], target.point=[x,y], target.points=[[x,y],...] "
-        "with target.labels=[1,...] or target.prompt=TEXT"
-    )
+    raise DisplacementError(NO_TARGET)
+
+
+def fit_target(target: Target, width: int, height: int) -> Target:
+    """``target`` checked against a ``width`` x ``height`` photo: every point inside it, the
+    box clipped to it (a box wholly outside is refused)."""
+    for where in (*((target.point,) if target.point is not None else ()), *target.points):
+        _inside(where, width, height)
+    if target.box is None:
+        return target
+    return replace(target, box=_clipped(target.box, width, height))
+
+
+def make_target(width: int, height: int, **values: Any) -> Target:
+    """The checked target for a ``width`` x ``height`` photo from the user's values
+    (:func:`parse_target`'s keywords); naming nothing is an error."""
+    target = parse_target(**values)
+    if target is None:
+        raise DisplacementError(NO_TARGET)
+    return fit_target(target, width, height)
 
 
 def has_target(
@@ -61,14 +85,14 @@ def has_target(
     return named or bool(str(prompt).strip() if prompt is not None else "")
 
 
-def _check_clicks(
-    points: Sequence[Sequence[float]] | None, labels: Sequence[int] | None, width: int, height: int
-) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+def _parse_clicks(
+    points: Sequence[Sequence[float]] | None, labels: Sequence[int] | None
+) -> tuple[tuple[Point, ...], tuple[int, ...]]:
     if not points:
         if labels:
             raise DisplacementError("target.labels needs target.points, one label per point")
         return (), ()
-    clicks = tuple(_check_point(p, width, height) for p in points)
+    clicks = tuple(_point(p) for p in points)
     try:
         marks = tuple(1 for _ in clicks) if labels is None else tuple(int(m) for m in labels)
     except (TypeError, ValueError):
@@ -86,15 +110,25 @@ def _ignored(used: str, **others: object) -> None:
             log.info("using %s; ignoring target.%s=%s", used, name, value)
 
 
-def keep_out_boxes(value: object, width: int, height: int) -> tuple[Box, ...]:
-    """The checked ``keep_out`` boxes: regions of a ``width`` x ``height`` image the fill
-    must not copy from (another face, a sign), each ``[x0, y0, x1, y1]`` in pixels and
-    clipped to the image. ``None`` or ``[]``: none."""
+def parse_boxes(value: object, name: str = "keep_out") -> tuple[Box, ...]:
+    """``keep_out`` boxes checked for form: a list of ``[x0, y0, x1, y1]`` (pixels), each
+    with x0 < x1 and y0 < y1. ``None`` or ``[]``: none."""
     if value is None:
         return ()
     if isinstance(value, str) or not isinstance(value, Sequence):
-        raise DisplacementError(f"keep_out needs a list of boxes [[x0,y0,x1,y1], ...], got {value!r}")
-    return tuple(_check_box(box, width, height, "keep_out") for box in value)
+        raise DisplacementError(f"{name} needs a list of boxes [[x0,y0,x1,y1], ...], got {value!r}")
+    return tuple(_box(box, name) for box in value)
+
+
+def fit_boxes(boxes: Sequence[Box], width: int, height: int, name: str = "keep_out") -> tuple[Box, ...]:
+    """``boxes`` clipped to a ``width`` x ``height`` photo; one wholly outside is refused."""
+    return tuple(_clipped(box, width, height, name) for box in boxes)
+
+
+def keep_out_boxes(value: object, width: int, height: int) -> tuple[Box, ...]:
+    """The checked ``keep_out`` boxes of a ``width`` x ``height`` photo: regions the fill
+    must not copy from (another face, a sign), clipped to the photo."""
+    return fit_boxes(parse_boxes(value), width, height)
 
 
 def _numbers(value: Sequence[float], count: int, name: str) -> list[int]:
@@ -111,19 +145,30 @@ def _shown(value: object) -> str:
     return str(list(value)) if isinstance(value, Sequence) and not isinstance(value, str) else repr(value)
 
 
-def _check_point(point: Sequence[float], width: int, height: int) -> tuple[int, int]:
+def _point(point: Sequence[float]) -> Point:
     x, y = _numbers(point, 2, "target.point")
-    if not (0 <= x < width and 0 <= y < height):
-        raise DisplacementError(f"point {[x, y]} is outside the {width}x{height} image")
     return (x, y)
 
 
-def _check_box(box: Sequence[float], width: int, height: int, name: str = "target.box") -> Box:
+def _inside(point: Point, width: int, height: int) -> None:
+    x, y = point
+    if not (0 <= x < width and 0 <= y < height):
+        raise DisplacementError(f"point {[x, y]} is outside the {width}x{height} image")
+
+
+def _box(box: Sequence[float], name: str = "target.box") -> Box:
     x0, y0, x1, y1 = _numbers(box, 4, name)
-    shown = "box" if name == "target.box" else f"{name} box"
     if x1 <= x0 or y1 <= y0:
-        raise DisplacementError(f"{shown} {[x0, y0, x1, y1]} is empty: need x0 < x1 and y0 < y1")
-    clipped = clip_box((x0, y0, x1, y1), width, height)
+        raise DisplacementError(f"{_box_name(name)} {[x0, y0, x1, y1]} is empty: need x0 < x1 and y0 < y1")
+    return (x0, y0, x1, y1)
+
+
+def _clipped(box: Box, width: int, height: int, name: str = "target.box") -> Box:
+    clipped = clip_box(box, width, height)
     if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-        raise DisplacementError(f"{shown} {[x0, y0, x1, y1]} is outside the {width}x{height} image")
+        raise DisplacementError(f"{_box_name(name)} {list(box)} is outside the {width}x{height} image")
     return clipped
+
+
+def _box_name(name: str) -> str:
+    return "box" if name == "target.box" else f"{name} box"

@@ -24,6 +24,10 @@ Mask = npt.NDArray[np.bool_]
 Box = tuple[int, int, int, int]
 Point = tuple[int, int]
 
+MAX_MEGAPIXELS = 50.0
+"""Default bound on a photo's size (the ``max_megapixels`` setting), checked before it is
+decoded: memory grows with the photo (docs/benchmarks.md has the measured peaks)."""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -106,6 +110,44 @@ class Move:
     @property
     def is_identity(self) -> bool:
         return self.dx == 0 and self.dy == 0 and self.scale == 1.0 and not self.flip
+
+
+@dataclass(frozen=True)
+class EditDefaults:
+    """What an edit takes where its request leaves a setting out: the run's own settings
+    (``scale``, ``flip``, ``anchor``, ``keep_out``, ``max_megapixels`` of the config), so a
+    manifest row, an API call or the app's tab that says nothing of them edits as the run
+    says."""
+
+    scale: float = 1.0
+    flip: bool = False
+    anchor: str = "center"
+    keep_out: tuple[Box, ...] = ()
+    max_megapixels: float | None = MAX_MEGAPIXELS
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One edit as a user asked for it, whichever entry point heard it (the command line, a
+    manifest row, the API, the app's tab): every one builds a request and runs the same
+    edit. Values are checked for their form; what depends on the photo (a box inside it)
+    is checked once the photo is read.
+
+    ``target`` ``None`` asks for the target the segmenter implies (a mask file); ``keep_out``
+    boxes mark regions no fill may copy from, clipped to the photo; ``pixels`` is the photo
+    when it is already in memory (the API, the app), ``source`` then only names it."""
+
+    source: str
+    target: Target | None = None
+    move: Move = Move()
+    keep_out: tuple[Box, ...] = ()
+    max_megapixels: float | None = MAX_MEGAPIXELS
+    pixels: Image | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def moves(self) -> bool:
+        """Whether the object moves; if not the edit gives its mask."""
+        return not self.move.is_identity
 
 
 @dataclass

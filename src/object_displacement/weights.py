@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Hashable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,13 +62,39 @@ def hub_available(repo_id: str, filename: str) -> bool:
     return isinstance(try_to_load_from_cache(repo_id, filename), str)
 
 
-def check_weights(components: list[object]) -> None:
-    """Ask each component that loads weights whether they are here, before any start-up
-    (W&B, torch, the model libraries): a run with missing weights fails in seconds."""
+class ModelWeights(ABC):
+    """A component that runs a model with weights: the lifecycle every one of them has.
+
+    1. ``check_weights``: are the weights on this machine? Answers at once and imports no
+       model library, so a run with missing weights fails in seconds, before any start-up.
+    2. ``fetch_weights``: put them where ``load`` finds them offline (`make weights`).
+    3. ``load``: load the model, once per process (:func:`load_once`).
+
+    Components that hold another model component (Grounded SAM's SAM) pass each step on.
+    """
+
+    @abstractmethod
+    def check_weights(self) -> None:
+        """Raise :class:`WeightsMissing`, one line naming what is missing and how to get it,
+        unless the weights are here. Loads nothing."""
+
+    @abstractmethod
+    def fetch_weights(self) -> list[str]:
+        """Download the weights to where ``load`` finds them (needs internet); one line per
+        model, saying where it is now."""
+
+    @abstractmethod
+    def load(self) -> Any:
+        """The model this component runs, loaded on the first call and cached for the process."""
+
+
+def check_weights(components: Iterable[object]) -> None:
+    """Ask each component that runs a model (:class:`ModelWeights`) whether its weights are
+    here, before any start-up (W&B, torch, the model libraries): a run with missing
+    weights fails in seconds. Components without weights are skipped."""
     for component in components:
-        check = getattr(component, "check_weights", None)
-        if check is not None:
-            check()
+        if isinstance(component, ModelWeights):
+            component.check_weights()
 
 
 def unreadable(what: str, path: str | Path) -> DisplacementError:

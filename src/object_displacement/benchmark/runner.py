@@ -17,15 +17,16 @@ from tqdm import tqdm
 from object_displacement.benchmark.memory import peak_rss_mb
 from object_displacement.benchmark.scenes import generate
 from object_displacement.benchmark.scoring import regions, score
+from object_displacement.build import build, build_pipeline
+from object_displacement.config import compose_config
 from object_displacement.dataset import columns_of, write_csv
+from object_displacement.edit import edit
 from object_displacement.errors import DisplacementError
 from object_displacement.geometry import mask_iou
 from object_displacement.ghost import ghost_score
 from object_displacement.io import atomic_open, write_image
 from object_displacement.loggers.base import RunLogger, logged_run
-from object_displacement.segmenters.mask_file import MaskFileSegmenter
-from object_displacement.task import build
-from object_displacement.types import Move, Target
+from object_displacement.types import EditRequest, Move, Target
 
 SCORES = (
     "mask_iou",
@@ -112,20 +113,28 @@ def run_configuration(
 def _run_scenes(
     name: str, overrides: list[str], scenes: list[Any], conf_dir: str, work: Path
 ) -> tuple[list[dict[str, Any]], int]:
-    from hydra import compose, initialize_config_dir
-
-    from object_displacement.task import build_pipeline
-
-    fixed = ["logger=none", "cache.enabled=false", f"paths.run_dir={work}"]
-    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-        pipeline = build_pipeline(compose(config_name="displace", overrides=[*overrides, *fixed]))
+    """Each scene as a request on the road every entry point takes (:func:`edit`); the
+    oracle (``segmenter=mask``) gets a pipeline per scene that reads the scene's true mask."""
+    cfg = compose_config(
+        [*overrides, "logger=none", "cache.enabled=false", f"paths.run_dir={work}"], conf_dir
+    )
+    oracle = str(cfg.segmenter.get("_target_", "")).endswith("MaskFileSegmenter")
+    pipeline = None if oracle else build_pipeline(cfg)
     rows = []
     for scene in scenes:
-        if isinstance(pipeline.segmenter, MaskFileSegmenter):  # the oracle: the true mask
-            pipeline.segmenter.path = str(write_image(work / f"{scene.name}.png", scene.mask))
+        if oracle:
+            truth = write_image(work / f"{scene.name}.png", scene.mask)
+            pipeline = build_pipeline(OmegaConf.merge(cfg, {"segmenter": {"path": str(truth)}}))
+        assert pipeline is not None
+        request = EditRequest(
+            source=scene.name,
+            pixels=scene.input,
+            target=Target(box=scene.box),
+            move=Move(scene.dx, scene.dy, scene.scale),
+        )
         row: dict[str, Any] = {"configuration": name, "scene": scene.name, **scene.tags}
         try:
-            result = pipeline(scene.input, Target(box=scene.box), Move(scene.dx, scene.dy, scene.scale))
+            _, result = edit(pipeline, request, warn_prompt=False)
         except DisplacementError as err:
             rows.append(row | {"status": "failed", "error": str(err)})
             continue

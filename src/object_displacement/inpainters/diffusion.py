@@ -14,7 +14,14 @@ from object_displacement.inpainters.harmonize import harmonized_paste
 from object_displacement.inpainters.model_crops import latent_mask, model_crops, model_size
 from object_displacement.runtime import UsesDevice, quiet_libraries
 from object_displacement.types import Box, Image, Mask
-from object_displacement.weights import WeightsMissing, is_local, load_once, missing, pretrained_available
+from object_displacement.weights import (
+    ModelWeights,
+    WeightsMissing,
+    is_local,
+    load_once,
+    missing,
+    pretrained_available,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +30,7 @@ BLACK_LEVEL = 2
 """A fill whose every value is at most this is a safety checker's black image, not a fill."""
 
 
-class DiffusionInpainter(Inpainter, UsesDevice):
+class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
     """Re-synthesize the mask with a diffusion inpainting model.
 
     Each separate part of the mask gets its own crop (see :mod:`model_crops`), sized so
@@ -113,18 +120,22 @@ class DiffusionInpainter(Inpainter, UsesDevice):
 
     # -- weights -------------------------------------------------------------------------
 
-    def fetch(self) -> str:
+    def fetch_weights(self) -> list[str]:
         """Put the pipeline (``variant`` files only) in the Hugging Face cache."""
         from diffusers import DiffusionPipeline
 
         if is_local(self.model):
-            return f"inpainting {self.model}: local, nothing to fetch"
-        return f"inpainting {self.model}: {DiffusionPipeline.download(self.model, variant=self.variant)}"
+            return [f"inpainting {self.model}: local, nothing to fetch"]
+        return [f"inpainting {self.model}: {DiffusionPipeline.download(self.model, variant=self.variant)}"]
 
     def check_weights(self) -> None:
         """Fail in a second, before any start-up, when the pipeline is not on this machine."""
         if not pretrained_available(self.model, "model_index.json"):
             raise missing("inpainting", self.model, "inpainter.model=/path/to/folder")
+
+    def load(self) -> Any:
+        """The diffusers pipeline (see :meth:`pipeline`)."""
+        return self.pipeline()
 
     def pipeline(self) -> Any:
         """The diffusers pipeline on this component's device, loaded once per process."""

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from object_displacement.geometry import dilate, grown_box, unit_length
 from object_displacement.matting.base import Matting
 from object_displacement.segmenters.salient_net import SalientNet
 from object_displacement.types import Candidate, Image, Mask, Matte
+from object_displacement.weights import ModelWeights
 
 CONTEXT = 0.25
 """The network's crop around the mask, as a fraction of its size (the segmenter's box context)."""
 
 
-class SalientMatting(Matting):
+class SalientMatting(Matting, ModelWeights):
     """The network's coverage (IS-Net's soft map) over a band around the hard mask's edge.
 
     Inside the mask eroded by ``band`` the object is whole (1), outside it grown by
@@ -45,6 +48,12 @@ class SalientMatting(Matting):
 
     def check_weights(self) -> None:
         self.net.check_weights()
+
+    def fetch_weights(self) -> list[str]:
+        return self.net.fetch_weights()
+
+    def load(self) -> Any:
+        return self.net.load()
 
     def __call__(self, image: Image, mask: Mask) -> Matte:
         height, width = mask.shape

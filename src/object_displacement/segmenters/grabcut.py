@@ -19,6 +19,47 @@ from object_displacement.segmenters.edges import upsample_mask
 from object_displacement.types import Box, Candidate, Image, Point, Target
 
 
+def disk_area(radius: int) -> int:
+    """Pixels of the filled disk OpenCV draws with ``radius`` (29 for 3, not pi r^2)."""
+    side = 2 * radius + 1
+    disk = np.zeros((side, side), np.uint8)
+    cv2.circle(disk, (radius, radius), radius, 1, thickness=-1)
+    return int(disk.sum())
+
+
+CLICK_RADIUS = 3
+"""A click is sure object (or sure background) over a disk of this radius (working
+resolution px): the clicked pixel and its neighbours, where a click a little off lands."""
+
+CLICK_AREA = disk_area(CLICK_RADIUS)
+"""Pixels a click's sure disk covers."""
+
+CLICKS_ONLY = 2
+"""A mask within this many sure disks per click found nothing but the clicks."""
+
+MIN_POINT_HALF = 4
+"""A point's box reaches at least this far (px) on each side of it, however small the photo."""
+
+MIN_MARGIN = 8
+"""GrabCut's crop keeps at least this much background (px) around the box, which its
+background model learns from, however thin the box."""
+
+CLICK_STEP = 1.0
+"""A box drawn around clicks grows by its whole size towards a side the object runs into:
+it holds only the part of the object near the clicks."""
+
+REGION_STEP = 0.5
+"""A box drawn around the region under a click grows by half its size: the region should
+already hold most of the object."""
+
+GAUSSIANS = 5
+"""Components of each of GrabCut's colour models (fixed by OpenCV)."""
+
+MODEL_SIZE = GAUSSIANS * (1 + 3 + 3 * 3)
+"""Floats of one colour model as OpenCV stores it: per Gaussian a weight, an RGB mean and a
+3x3 covariance."""
+
+
 class GrabCutSegmenter(Segmenter):
     """Segment the object inside a box, or the object under a point or clicks.
 
@@ -55,8 +96,8 @@ class GrabCutSegmenter(Segmenter):
         clean_start: with a box, GrabCut also starts with the box's background (the
             surroundings carried on into the box, :mod:`.background`) as probable
             background, so the object's colour model does not learn it (plain GrabCut
-            keeps the wall between a horse's legs). The mask IoU from a box on the
-            benchmark's 29 scenes rises from 0.852 to 0.924 (worst 0.49 to 0.62).
+            keeps the wall between a horse's legs); docs/benchmarks.md has what it
+            gains on the ground-truth scenes.
         region_scale: when a point's first GrabCut finds nothing but the click, the box
             comes from the region under the click in Felzenszwalb and Huttenlocher's
             graph-based segmentation (scikit-image) at this scale (larger: larger regions).
@@ -111,7 +152,7 @@ class GrabCutSegmenter(Segmenter):
             # box's side, the box grows that way, so a tall rocket is not sliced
             found = self._follow(image, box, found, positive, negative, loose=True)
             crop, _, factor, foreground = found
-            if _clicked(foreground, positive, crop, factor).sum() <= 2 * CLICK_AREA * len(positive):
+            if _clicked(foreground, positive, crop, factor).sum() <= CLICKS_ONLY * CLICK_AREA * len(positive):
                 # nothing but the clicks: the box mostly held the object (a dark coat filling
                 # it), so its colours were learned as background. Start instead from the
                 # region under the click, boxed like a user would box it.
@@ -146,7 +187,7 @@ class GrabCutSegmenter(Segmenter):
             crop, _, factor, foreground = found
             inner = scaled_box(_inside(box, crop), factor)
             sides = _touched_sides(_clicked(foreground, positive, crop, factor), inner)
-            grown = _grown_box(box, sides, width, height, 1.0 if loose else 0.5)
+            grown = _grown_box(box, sides, width, height, CLICK_STEP if loose else REGION_STEP)
             if grown == box:
                 break
             box = grown
@@ -186,19 +227,19 @@ class GrabCutSegmenter(Segmenter):
         if self.grow and not loose:
             foreground = self._grown(foreground, inner, distance > allowed, allowed, common)
             for x, y in local(negative):  # a click off the object stays off it
-                cv2.circle(foreground.view(np.uint8), (x, y), 3, 0, thickness=-1)
+                cv2.circle(foreground.view(np.uint8), (x, y), CLICK_RADIUS, 0, thickness=-1)
         return crop, patch, factor, foreground
 
     def _box_around(self, points: Sequence[Point], width: int, height: int) -> Box:
-        half = max(4, round(self.point_box * min(width, height) / 2))
+        half = max(MIN_POINT_HALF, round(self.point_box * min(width, height) / 2))
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         box = (min(xs) - half, min(ys) - half, max(xs) + half + 1, max(ys) + half + 1)
         return clip_box(box, width, height)
 
     def _crop(self, box: Box, width: int, height: int) -> Box:
         x0, y0, x1, y1 = box
-        mx = max(8, round(self.context * (x1 - x0)))
-        my = max(8, round(self.context * (y1 - y0)))
+        mx = max(MIN_MARGIN, round(self.context * (x1 - x0)))
+        my = max(MIN_MARGIN, round(self.context * (y1 - y0)))
         return grown_box(box, width, height, mx, my)
 
     def _grabcut(
@@ -221,15 +262,15 @@ class GrabCutSegmenter(Segmenter):
         if background is not None and not background[y0:y1, x0:x1].all():  # a flat box: no start
             state[background] = cv2.GC_PR_BGD
         if loose:
-            radius = max(3, round(self.click_disk * min(x1 - x0, y1 - y0)))
+            radius = max(CLICK_RADIUS, round(self.click_disk * min(x1 - x0, y1 - y0)))
             for point in positive:
                 cv2.circle(state, point, radius, cv2.GC_PR_FGD, thickness=-1)
         for point in positive:
-            cv2.circle(state, point, 3, cv2.GC_FGD, thickness=-1)
+            cv2.circle(state, point, CLICK_RADIUS, cv2.GC_FGD, thickness=-1)
         for point in negative:
-            cv2.circle(state, point, 3, cv2.GC_BGD, thickness=-1)
-        bgd = np.zeros((1, 65), np.float64)
-        fgd = np.zeros((1, 65), np.float64)
+            cv2.circle(state, point, CLICK_RADIUS, cv2.GC_BGD, thickness=-1)
+        bgd = np.zeros((1, MODEL_SIZE), np.float64)
+        fgd = np.zeros((1, MODEL_SIZE), np.float64)
         cv2.setRNGSeed(self.seed)
         try:
             cv2.grabCut(patch, state, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
@@ -280,28 +321,42 @@ class GrabCutSegmenter(Segmenter):
         ]
 
 
-CLICK_AREA = 29
-"""Pixels a click's sure-object disk covers (radius 3): a mask no larger found nothing."""
-
 REGION_SIDE = 384
 """The graph-based regions are found at most this large: they only place the first box."""
+
+REGION_SIGMA = 0.8
+"""Smoothing before the graph-based regions (scikit-image's default): noise makes no regions."""
+
+REGION_MIN_PIXELS = 20
+"""The smallest graph-based region (scikit-image's default), on the smallest photos."""
+
+REGION_PARTS = 400
+"""A region covers at least one part in this many of the photo: the region under a click
+is a surface, not a fleck of its texture."""
+
+REGION_MARGIN = 0.1
+"""The box around a region has the margin a user leaves: this fraction of its size..."""
+
+REGION_MARGIN_PIXELS = 4
+"""...plus this many pixels, so a small region still has background around it."""
 
 
 def region_box(image: Image, points: Sequence[Point], scale: float) -> Box:
     """A user's box around the graph-based region(s) under ``points``: their bounding box
-    with a margin of a tenth of its size (and 4 px)."""
+    with a margin (``REGION_MARGIN`` of its size and ``REGION_MARGIN_PIXELS``)."""
     from skimage.segmentation import felzenszwalb
 
     height, width = image.shape[:2]
     factor = min(1.0, REGION_SIDE / max(height, width))
     small = shrink(image, factor)
-    labels = felzenszwalb(
-        small, scale=scale, sigma=0.8, min_size=max(20, small.shape[0] * small.shape[1] // 400)
-    )
+    least = max(REGION_MIN_PIXELS, small.shape[0] * small.shape[1] // REGION_PARTS)
+    labels = felzenszwalb(small, scale=scale, sigma=REGION_SIGMA, min_size=least)
     rows, cols = small.shape[:2]
     hit = {int(labels[min(rows - 1, round(y * factor)), min(cols - 1, round(x * factor))]) for x, y in points}
     x0, y0, x1, y1 = (v / factor for v in Candidate(np.isin(labels, list(hit))).bbox)
-    return grown_box((x0, y0, x1, y1), width, height, 0.1 * (x1 - x0) + 4, 0.1 * (y1 - y0) + 4)
+    mx = REGION_MARGIN * (x1 - x0) + REGION_MARGIN_PIXELS
+    my = REGION_MARGIN * (y1 - y0) + REGION_MARGIN_PIXELS
+    return grown_box((x0, y0, x1, y1), width, height, mx, my)
 
 
 def work_factor(image: Image, side: int) -> float:
@@ -342,7 +397,8 @@ def _clicked(foreground: np.ndarray, positive: Sequence[Point], crop: Box, facto
 
 
 def _touched_sides(mask: np.ndarray, box: Box, least: int = 2) -> set[str]:
-    """The sides of ``box`` that ``mask`` runs into (at least ``least`` pixels on its edge)."""
+    """The sides of ``box`` that ``mask`` runs into (at least ``least`` pixels on its edge:
+    a single pixel there is the graph cut's noise, not the object)."""
     x0, y0, x1, y1 = box
     inner = mask[y0:y1, x0:x1]
     if inner.size == 0:

@@ -12,6 +12,7 @@ from object_displacement.segmenters.base import Segmenter
 from object_displacement.segmenters.sam import SamSegmenter
 from object_displacement.types import Box, Candidate, Image, Target
 from object_displacement.weights import (
+    ModelWeights,
     fetch_pretrained,
     load_once,
     load_pretrained,
@@ -20,7 +21,7 @@ from object_displacement.weights import (
 )
 
 
-class GroundedSegmenter(Segmenter, UsesDevice):
+class GroundedSegmenter(Segmenter, UsesDevice, ModelWeights):
     """Propose the objects ``target.prompt`` names: open-vocabulary detection, then SAM.
 
     Grounding DINO finds boxes for the phrase; SAM, prompted by each box (and by the
@@ -62,15 +63,20 @@ class GroundedSegmenter(Segmenter, UsesDevice):
         super().setup(fabric)
         self.sam.setup(fabric)
 
-    def fetch(self) -> str:
+    def fetch_weights(self) -> list[str]:
         """Put Grounding DINO in the Hugging Face cache, and SAM's checkpoint in place."""
-        return f"{fetch_pretrained(self.model_id, 'Grounding DINO')}; {self.sam.fetch()}"
+        return [fetch_pretrained(self.model_id, "Grounding DINO"), *self.sam.fetch_weights()]
 
     def check_weights(self) -> None:
         """Fail at once, before any start-up, when either model is not on this machine."""
         if not pretrained_available(self.model_id):
             raise missing("Grounding DINO", self.model_id, "segmenter.model=/path/to/folder")
         self.sam.check_weights()
+
+    def load(self) -> tuple[Any, Any]:
+        """Both models: SAM, and the detector (see :meth:`model`), which it returns."""
+        self.sam.load()
+        return self.model()
 
     def model(self) -> tuple[Any, Any]:
         """(detector, processor) on this component's device, loaded once per process."""
@@ -126,7 +132,7 @@ class GroundedSegmenter(Segmenter, UsesDevice):
         if not detections:
             return []
         # 3. Segment each box with SAM (one embedding for all), with the clicks inside it
-        predictor = self.sam._predictor_for(image)
+        predictor = self.sam.predictor_for(image)
         candidates = []
         with torch.inference_mode():
             for box, score in detections:

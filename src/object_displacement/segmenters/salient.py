@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import suppress
+from typing import Any
 
 import cv2
 import numpy as np
@@ -17,6 +18,7 @@ from object_displacement.segmenters.edges import upsample_mask
 from object_displacement.segmenters.grabcut import GrabCutSegmenter, scaled_box, shrink, work_factor
 from object_displacement.segmenters.salient_net import Alpha, SalientNet
 from object_displacement.types import Box, Candidate, Image, Mask, Point, Target
+from object_displacement.weights import ModelWeights
 
 SURE = 0.95
 """Network coverage above which (or below 1 - which) the seeded GrabCut may not overrule it."""
@@ -30,7 +32,7 @@ TIE = 0.01
 """How far apart the scores of two candidates from one network map are set."""
 
 
-class SalientSegmenter(Segmenter):
+class SalientSegmenter(Segmenter, ModelWeights):
     """Segment the object in a box, or under a point, with a salient-object network.
 
     The network sees a crop around the target: the box with ``context`` around it (at
@@ -111,8 +113,11 @@ class SalientSegmenter(Segmenter):
     def check_weights(self) -> None:
         self.net.check_weights()
 
-    def fetch(self) -> str:
-        return self.net.fetch()
+    def fetch_weights(self) -> list[str]:
+        return self.net.fetch_weights()
+
+    def load(self) -> Any:
+        return self.net.load()
 
     def propose(self, image: Image, target: Target) -> list[Candidate]:
         height, width = image.shape[:2]
@@ -293,9 +298,8 @@ class SalientSegmenter(Segmenter):
 def separation(alpha: Alpha, mask: Mask) -> float:
     """How clearly the network tells ``mask`` from what is around it: its mean coverage
     inside less that in a ring just outside (``RING`` of the mask's bbox diagonal, at least
-    3 px). Near 1 for an object it sees (0.9 to 0.99 on the benchmark's real cutouts), lower
-    for a texture it half sees (0.65 to 0.85 where its mask scored IoU 0.68 to 0.89); 0 for
-    no mask."""
+    3 px). Near 1 for an object it sees, lower for a texture it half sees (docs/benchmarks.md
+    has what it measured on the real cutouts); 0 for no mask."""
     if not mask.any():
         return 0.0
     around = ring(mask, max(3.0, RING * bbox_diagonal(Candidate(mask).bbox)))

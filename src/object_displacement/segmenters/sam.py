@@ -15,7 +15,7 @@ from object_displacement.geometry import resize_mask
 from object_displacement.runtime import UsesDevice
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.types import Candidate, Image, Target
-from object_displacement.weights import load_checkpoint, load_once, local_file
+from object_displacement.weights import ModelWeights, load_checkpoint, load_once, local_file
 
 ENCODERS: dict[str, dict[str, Any]] = {
     "vit_b": {"embed_dim": 768, "depth": 12, "num_heads": 12, "global_attn_indexes": [2, 5, 8, 11]},
@@ -32,7 +32,7 @@ CHECKPOINTS = {
 """Where `make weights` downloads each released checkpoint from."""
 
 
-class SamSegmenter(Segmenter, UsesDevice):
+class SamSegmenter(Segmenter, UsesDevice, ModelWeights):
     """Propose objects with SAM.
 
     A text-only target runs the automatic mask generator (a grid of point prompts) and
@@ -93,22 +93,26 @@ class SamSegmenter(Segmenter, UsesDevice):
         self._predictor: Any = None
         self._embedded: str | None = None
 
-    def fetch(self) -> str:
+    def fetch_weights(self) -> list[str]:
         """Download the released checkpoint for ``model_type`` to ``checkpoint`` (needs internet)."""
         import urllib.request
 
         path = Path(self.checkpoint)
         if path.is_file():
-            return f"SAM {self.model_type}: {path} (already there)"
+            return [f"SAM {self.model_type}: {path} (already there)"]
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(path.suffix + ".part")
         urllib.request.urlretrieve(CHECKPOINTS[self.model_type], partial)
         partial.replace(path)  # a cut download never looks like a checkpoint
-        return f"SAM {self.model_type}: {path}"
+        return [f"SAM {self.model_type}: {path}"]
 
     def check_weights(self) -> None:
         """Fail at once, before any start-up, when the checkpoint is not on disk."""
         local_file(self.checkpoint, f"SAM {self.model_type}", "segmenter.checkpoint")
+
+    def load(self) -> Any:
+        """The SAM model (see :meth:`model`)."""
+        return self.model()
 
     def model(self) -> Any:
         """The SAM model on this component's device, loaded once per process."""
@@ -163,7 +167,7 @@ class SamSegmenter(Segmenter, UsesDevice):
         ]
 
     def _prompted(self, image: Image, target: Target) -> list[Candidate]:
-        predictor = self._predictor_for(image)
+        predictor = self.predictor_for(image)
         prompt: dict[str, Any] = {}
         clicks = [*target.positive, *target.negative]
         if clicks:  # SAM's format: label 1 on the object, 0 off it
@@ -183,7 +187,9 @@ class SamSegmenter(Segmenter, UsesDevice):
         ]
         return sorted(candidates, key=lambda c: c.score, reverse=True)
 
-    def _predictor_for(self, image: Image) -> Any:
+    def predictor_for(self, image: Image) -> Any:
+        """SAM's predictor with ``image`` embedded: the embedding is computed once per photo,
+        so every prompt on it (a click, a box, each of Grounded SAM's boxes) reuses it."""
         from object_displacement.segmenters.sam_predictor import MixedPrecisionPredictor
 
         model = self.model()

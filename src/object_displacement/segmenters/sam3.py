@@ -10,6 +10,7 @@ from object_displacement.runtime import UsesDevice
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.types import Candidate, Image, Target
 from object_displacement.weights import (
+    ModelWeights,
     fetch_pretrained,
     load_once,
     load_pretrained,
@@ -23,7 +24,7 @@ GATED = (
 )
 
 
-class Sam3Segmenter(Segmenter, UsesDevice):
+class Sam3Segmenter(Segmenter, UsesDevice, ModelWeights):
     """Propose the instances of ``target.prompt`` with ``Sam3Model`` (transformers).
 
     SAM 3 detects and segments every object matching a noun phrase at once, with a score
@@ -70,14 +71,18 @@ class Sam3Segmenter(Segmenter, UsesDevice):
         self.chunk = chunk
         self._vision: tuple[str, Any] | None = None
 
-    def fetch(self) -> str:
+    def fetch_weights(self) -> list[str]:
         """Put model and processor in the Hugging Face cache (needs the accepted licence)."""
-        return fetch_pretrained(self.model_id, "SAM 3", GATED)
+        return [fetch_pretrained(self.model_id, "SAM 3", GATED)]
 
     def check_weights(self) -> None:
         """Fail at once, before any start-up, when the model is not on this machine."""
         if not pretrained_available(self.model_id):
             raise missing("SAM 3", self.model_id, "segmenter.model=/path/to/folder")
+
+    def load(self) -> tuple[Any, Any]:
+        """(model, processor) (see :meth:`model`)."""
+        return self.model()
 
     def model(self) -> tuple[Any, Any]:
         """(model, processor) on this component's device, loaded once per process."""

@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
 
 from object_displacement.errors import DisplacementError
-from object_displacement.geometry import grown_box
-from object_displacement.runtime import UsesDevice, quiet_libraries
+from object_displacement.runtime import UsesDevice
 from object_displacement.selectors.base import Selector
+from object_displacement.selectors.clip_embedder import ClipEmbedder, Crop
 from object_displacement.types import Candidate, Image, Target
-from object_displacement.weights import hub_available, is_local, load_once, missing, unreadable
-
-Crop = Literal["box", "masked", "context", "combined"]
-NEUTRAL = (124, 116, 104)
-"""CLIP's mean colour: what 'no information' looks like to the model."""
+from object_displacement.weights import ModelWeights
 
 log = logging.getLogger(__name__)
 
 
-class ClipSelector(Selector, UsesDevice):
+class ClipSelector(Selector, UsesDevice, ModelWeights):
     """Score every candidate against ``target.prompt`` in one batched forward pass.
 
     The method's authors saw two failures: a mask cut out of its surroundings convinced
@@ -38,6 +32,11 @@ class ClipSelector(Selector, UsesDevice):
     second failure, a candidate never outranks a candidate inside it that scores within
     ``containment_margin`` of it, unless the rest of it, without the inner one, looks like
     the prompt as well: then it is the whole object and the inner one only its part.
+
+    The crops and embeddings are :attr:`embedder`'s (a
+    :class:`~object_displacement.selectors.clip_embedder.ClipEmbedder` built from ``model``,
+    ``pretrained``, ``templates``, ``crop``, ``context`` and ``batch_size``); the quality
+    scores measure the edit with the same embedder.
 
     Candidates are ranked by cosine similarity, but whether the winner matches at all is
     decided on a relative score: its similarity to the prompt minus its best similarity to
@@ -85,15 +84,10 @@ class ClipSelector(Selector, UsesDevice):
         containment_top_k: int = 8,
         batch_size: int = 256,
     ) -> None:
-        if crop not in ("box", "masked", "context", "combined"):
-            raise ValueError(f"crop must be box, masked, context or combined, got {crop!r}")
         if not generic and min_score is None:
             raise ValueError("min_margin needs at least one generic word; or set min_score")
-        self.model_name = model
-        self.pretrained = pretrained
-        self.templates = list(templates)
-        self.crop = crop
-        self.context = context
+        self.embedder = ClipEmbedder(model, pretrained, templates, crop, context, batch_size)
+        """The CLIP model that embeds crops and prompts; the quality scores use it too."""
         self.generic = list(generic)
         self.min_margin = min_margin
         self.min_score = min_score
@@ -101,8 +95,10 @@ class ClipSelector(Selector, UsesDevice):
         self.contained = contained
         self.part_margin = part_margin
         self.containment_top_k = containment_top_k
-        self.batch_size = batch_size
-        self._text_cache: dict[str, Any] = {}
+
+    def setup(self, fabric: Any) -> None:
+        super().setup(fabric)
+        self.embedder.setup(fabric)
 
     def select(self, image: Image, candidates: list[Candidate], target: Target) -> list[Candidate]:
         if target.prompt is None:
@@ -110,8 +106,8 @@ class ClipSelector(Selector, UsesDevice):
         if not candidates:
             raise DisplacementError(f"no object matching '{target.prompt}': nothing was segmented")
         prompt = target.prompt
-        features = self._features(image, candidates)
-        raw = self._cosines(features, prompt)
+        features = self.embedder.features(image, candidates)
+        raw = self.embedder.cosines(features, prompt)
         scores = contained_first(
             candidates,
             raw,
@@ -132,7 +128,7 @@ class ClipSelector(Selector, UsesDevice):
                     f"no object matching '{prompt}' (best: {cosine:.3f} < min_score {self.min_score})"
                 )
             return
-        generic = np.stack([self._cosines(features, word) for word in self.generic])[:, 0]
+        generic = np.stack([self.embedder.cosines(features, word) for word in self.generic])[:, 0]
         margin = cosine - float(generic.max())
         log.info("clip: best cosine %.3f, %+.3f over generic words", cosine, margin)
         if margin < self.min_margin:
@@ -142,37 +138,6 @@ class ClipSelector(Selector, UsesDevice):
                 f"cosine {cosine:.3f} to '{prompt}', {generic.max():.3f} to '{closest}')"
             )
 
-    def similarities(self, image: Image, candidates: list[Candidate], prompt: str) -> np.ndarray:
-        """Cosine similarity of each candidate's crop(s) to the prompt."""
-        return self._cosines(self._features(image, candidates), prompt)
-
-    def _features(self, image: Image, candidates: Sequence[Candidate]) -> Any:
-        """Unit image embeddings, one per candidate: the mean over its crops."""
-        kinds = ["masked", "context"] if self.crop == "combined" else [self.crop]
-        features = self._encode([self._crop(image, c, kind) for kind in kinds for c in candidates])
-        features = features.reshape(len(kinds), len(candidates), -1).mean(dim=0)
-        return features / features.norm(dim=-1, keepdim=True)
-
-    def _encode(self, crops: list[Image]) -> Any:
-        import torch
-
-        model, preprocess, _ = self.model()
-        with torch.inference_mode(), self.autocast():
-            embeddings = []
-            for start in range(0, len(crops), self.batch_size):
-                batch = torch.stack([preprocess(_pil(c)) for c in crops[start : start + self.batch_size]])
-                embeddings.append(model.encode_image(batch.to(self.device)).float())
-            features = torch.cat(embeddings)
-        return features / features.norm(dim=-1, keepdim=True)
-
-    def _cosines(self, features: Any, prompt: str) -> np.ndarray:
-        import torch
-
-        model, _, tokenizer = self.model()
-        with torch.inference_mode(), self.autocast():
-            text = self._text_embedding(model, tokenizer, prompt)
-        return (features @ text).cpu().numpy()
-
     def _rest_matches(
         self, image: Image, candidates: Sequence[Candidate], pairs: list[tuple[int, int]], prompt: str
     ) -> np.ndarray:
@@ -181,101 +146,29 @@ class ClipSelector(Selector, UsesDevice):
         handle), not a container (a table around a cup). One batch for all pairs."""
         inner = sorted({b for _, b in pairs})
         # one full-size rest mask at a time: only its crop is kept
+        embedder = self.embedder
         rests = [
-            self._crop(image, Candidate(mask=candidates[a].mask & ~candidates[b].mask), "masked")
+            embedder.cropped(image, Candidate(mask=candidates[a].mask & ~candidates[b].mask), "masked")
             for a, b in pairs
         ]
-        parts = [self._crop(image, candidates[b], "masked") for b in inner]
-        cosines = self._cosines(self._encode(rests + parts), prompt)
+        parts = [embedder.cropped(image, candidates[b], "masked") for b in inner]
+        cosines = embedder.cosines(embedder.encode(rests + parts), prompt)
         part = dict(zip(inner, cosines[len(rests) :], strict=True))
         rest = cosines[: len(rests)]
         return np.array([r >= part[b] - self.part_margin for r, (_, b) in zip(rest, pairs, strict=True)])
 
-    def _text_embedding(self, model: Any, tokenizer: Any, prompt: str) -> Any:
-        if prompt not in self._text_cache:
-            tokens = tokenizer([t.format(prompt) for t in self.templates]).to(self.device)
-            text = model.encode_text(tokens).float()
-            text = text / text.norm(dim=-1, keepdim=True)
-            text = text.mean(dim=0)
-            self._text_cache[prompt] = text / text.norm()
-        return self._text_cache[prompt]
-
-    def _crop(self, image: Image, candidate: Candidate, kind: str) -> Image:
-        height, width = image.shape[:2]
-        x0, y0, x1, y1 = candidate.bbox
-        if kind == "context":
-            mx, my = round(self.context * (x1 - x0)), round(self.context * (y1 - y0))
-            x0, y0, x1, y1 = grown_box(candidate.bbox, width, height, mx, my)
-        crop = image[y0:y1, x0:x1].copy()
-        if kind == "masked":
-            crop[~candidate.mask[y0:y1, x0:x1]] = NEUTRAL
-        return _square(crop)
-
-    def fetch(self) -> str:
-        """Put the weights in the Hugging Face cache, where loading finds them offline."""
-        import open_clip
-
-        if self.model_name.startswith("local-dir:") or (self.pretrained and is_local(self.pretrained)):
-            return f"CLIP {self.model_name}: local, nothing to fetch"
-        cfg = open_clip.get_pretrained_cfg(self.model_name, self.pretrained or "")
-        if not cfg:
-            raise DisplacementError(f"open_clip has no '{self.pretrained}' weights for {self.model_name}")
-        return f"CLIP {self.model_name} ({self.pretrained}): {open_clip.download_pretrained(cfg)}"
-
     def check_weights(self) -> None:
-        """Fail at once, before any start-up, when the weights are not on this machine."""
-        import open_clip
+        self.embedder.check_weights()
 
-        if self.model_name.startswith("local-dir:"):
-            folder = Path(self.model_name.removeprefix("local-dir:")).expanduser()
-            if not (folder / "open_clip_config.json").is_file():
-                raise missing("CLIP", str(folder), "selector.model=local-dir:/path/to/folder")
-            return
-        if self.pretrained is None:
-            return  # random weights, as the bench uses
-        if is_local(self.pretrained):
-            if not Path(self.pretrained).expanduser().is_file():
-                raise missing("CLIP", self.pretrained, "selector.pretrained=/path/to/checkpoint")
-            return
-        hub = (open_clip.get_pretrained_cfg(self.model_name, self.pretrained) or {}).get("hf_hub", "")
-        parts = hub.strip("/").split("/")
-        if len(parts) < 2:
-            return  # a download URL outside the hub: loading will say what is missing
-        repo, names = (
-            "/".join(parts[:2]),
-            parts[2:] or ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"],
-        )
-        if not any(hub_available(repo, name) for name in names):
-            raise missing(
-                "CLIP", f"{self.model_name} ({self.pretrained})", "selector.model=local-dir:/path/to/folder"
-            )
+    def fetch_weights(self) -> list[str]:
+        return self.embedder.fetch_weights()
+
+    def load(self) -> tuple[Any, Any, Any]:
+        return self.embedder.load()
 
     def model(self) -> tuple[Any, Any, Any]:
-        """(model, preprocess, tokenizer), loaded once per process."""
-        key = ("open_clip", self.model_name, self.pretrained, str(self.device), str(self.dtype))
-        return load_once(key, self._load)
-
-    def _load(self) -> tuple[Any, Any, Any]:
-        import open_clip
-
-        local_dir = self.model_name.startswith("local-dir:")
-        pretrained = None if local_dir else self.pretrained
-        source = self.model_name if local_dir else f"{self.model_name} ({pretrained})"
-        if pretrained is not None and is_local(pretrained) and not Path(pretrained).expanduser().exists():
-            raise missing("CLIP", pretrained, "selector.pretrained=/path/to/checkpoint")
-        try:
-            with quiet_libraries():
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    self.model_name, pretrained=pretrained, device=self.device
-                )
-                tokenizer = open_clip.get_tokenizer(self.model_name)
-        except (RuntimeError, OSError, ValueError, pickle.UnpicklingError, EOFError) as err:
-            if pretrained is not None and Path(pretrained).expanduser().is_file():
-                raise unreadable("CLIP", pretrained) from err  # there, but corrupt or foreign
-            raise missing("CLIP", source, "selector.model=local-dir:/path/to/folder") from err
-        if self.dtype != next(model.parameters()).dtype:  # timm-based towers have no conv1
-            model = model.to(self.dtype)
-        return model.eval(), preprocess, tokenizer
+        """The embedder's (model, preprocess, tokenizer), loaded once per process."""
+        return self.embedder.model()
 
 
 def contained_first(
@@ -327,19 +220,3 @@ def _coarse(mask: np.ndarray) -> np.ndarray:
     factor = min(1.0, CONTAINMENT_SIDE / max(height, width))
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-
-
-def _square(crop: Image) -> Image:
-    """Pad to a square with neutral grey, so CLIP's centre crop cuts nothing off."""
-    height, width = crop.shape[:2]
-    side = max(height, width, 1)
-    top, left = (side - height) // 2, (side - width) // 2
-    return cv2.copyMakeBorder(
-        crop, top, side - height - top, left, side - width - left, cv2.BORDER_CONSTANT, value=NEUTRAL
-    )
-
-
-def _pil(array: Image) -> Any:
-    from PIL import Image as PILImage
-
-    return PILImage.fromarray(array)
