@@ -278,15 +278,9 @@ def build_app(overrides: Sequence[str] = ()) -> gr.Blocks:
                     elem_id="photo",
                     buttons=["fullscreen"],
                 )
-                with gr.Row():
-                    mode = gr.Radio(
-                        list(MODES),
-                        value=MODES[0],
-                        label="a click on the photo means",
-                        elem_id="mode",
-                        scale=4,
-                    )
-                    undo_button = gr.Button("undo", scale=1, elem_id="undo")
+                mode = gr.Radio(
+                    list(MODES), value=MODES[0], label="a click on the photo means", elem_id="mode"
+                )
                 compare = gr.ImageSlider(label="before / after", type="numpy", format="png", elem_id="result")
             with gr.Column(scale=2):
                 with gr.Row():
@@ -297,7 +291,9 @@ def build_app(overrides: Sequence[str] = ()) -> gr.Blocks:
                 with gr.Row():
                     prompt = gr.Textbox(label="find by text (needs a text-reading selector)", scale=3)
                     find_button = gr.Button("find", scale=1)
-                    clear_button = gr.Button("clear selection", scale=1)
+                with gr.Row():
+                    undo_button = gr.Button("undo", elem_id="undo")
+                    clear_button = gr.Button("clear selection")
                 with gr.Row():
                     dx = gr.Number(0, label="dx (px, right)", precision=0, elem_id="dx")
                     dy = gr.Number(0, label="dy (px, up)", precision=0, elem_id="dy")
