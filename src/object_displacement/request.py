@@ -94,10 +94,7 @@ def make_move(dx: Any, dy: Any, scale: Any = 1.0, flip: Any = False, anchor: Any
 
 def factor(scale: Any) -> float:
     """A scale factor above 0 and at most :data:`MAX_SCALE`; ``None`` is 1."""
-    try:
-        value = float(scale if scale is not None else 1.0)
-    except (TypeError, ValueError):
-        value = float("nan")
+    value = _number(scale if scale is not None else 1.0)
     if isinstance(scale, bool) or not 0 < value <= MAX_SCALE:
         raise DisplacementError(f"scale must be a factor above 0 and at most {MAX_SCALE:g}, got {scale!r}")
     return value
@@ -125,10 +122,7 @@ def pixels(value: Any, name: str) -> int:
     """A displacement in whole pixels; ``None`` is 0."""
     if _unset(value):
         return 0
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
+    number = _number(value)
     if isinstance(value, bool) or not math.isfinite(number):
         raise DisplacementError(f"{name} must be a number of pixels, got {value!r}")
     return round(number)
@@ -138,13 +132,18 @@ def megapixels(value: Any) -> float | None:
     """The bound on a photo's size in megapixels: a number above 0, or ``None`` for none."""
     if value is None:
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
+    number = _number(value)
     if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
         raise DisplacementError(f"max_megapixels must be a number above 0 (or null: no bound), got {value!r}")
     return number
+
+
+def _number(value: Any) -> float:
+    """``value`` as a float; NaN when it is no number, so one range check refuses both."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _unset(value: Any) -> bool:
