@@ -66,5 +66,5 @@ weights: setup ## download IS-Net, SAM, CLIP, SDXL, SD inpainting, Grounding DIN
 bench: setup $(SALIENT) ## per-stage CPU and wall seconds and peak memory on a 1024-px photo (CPU; tens of minutes on 2 cores)
 	$(TEST_ENV) $(BIN)/python scripts/bench.py
 
-bench-quality: setup $(SALIENT) ## ground-truth benchmark: every configuration over 24 known scenes, 5 hard ones and 7 real cutouts (tens of minutes)
+bench-quality: setup $(SALIENT) ## ground-truth benchmark: every configuration over 24 known scenes, 5 hard ones, 7 real cutouts and 8 shadow pairs (an hour or more)
 	$(TEST_ENV) $(BIN)/python scripts/benchmark.py

@@ -36,6 +36,7 @@ CASES = {
     "app-clicks-12mp": "app-clicks on the astronaut upscaled to 4000x3000",
     "grabcut": "GrabCut on a box (classical segmenter)",
     "patchmatch": "PatchMatch fill of a 260x660 px ellipse (classical inpainter)",
+    "shadow-12mp": "the shadow stage (find, lift, cast) on a benchmark shadow scene upscaled to 4000x3000",
     "sam-automatic": "SAM vit_b automatic mode, 32x32 points (all objects)",
     "sam-automatic-12mp": "SAM vit_b automatic mode on a 4000x3000 photo (runs at work_side 1024)",
     "sam-prompted": "SAM vit_b prompted by a box (one embedding, single + 3 nested masks)",
@@ -50,6 +51,8 @@ CASES |= {  # whole edits: see the block "whole edits" below
     "edit-1024": "whole default edit, 1024x1024 astronaut, shuttle box, dx -200 (CPU s per stage)",
     "edit-1024-process": "edit-1024 as one `displace.py` process: start-up, imports, model load, write",
     "edit-1024-grabcut": "edit-1024 with segmenter=grabcut (the weight-free path, the default before IS-Net)",
+    "edit-1024-no-shadow": "edit-1024 with shadow=none (the edit without the shadow stage, side by side)",
+    "edit-4000x3000-no-shadow": "edit-4000x3000 with shadow=none",
     "edit-4000x3000": "whole default edit, astronaut upscaled to 4000x3000, shuttle box, dx -780",
     "edit-1024-matting": "edit-1024 with matting=closed_form (soft edge; pymatting)",
     "edit-4000x3000-matting": "edit-4000x3000 with matting=closed_form (soft edge; pymatting)",
@@ -149,6 +152,24 @@ def run_case(name: str) -> dict:
         cv2.ellipse(mask.view(np.uint8), (530, 590), (130, 330), 0, 0, 360, 1, -1)
         stage, inp = "inpaint", PatchMatchInpainter()
         call = lambda: inp.inpaint(image, mask)  # noqa: E731
+    elif name == "shadow-12mp":
+        from object_displacement.benchmark.scenes import make_shadow_scene
+        from object_displacement.mask_policies.rings import RingMaskPolicy
+        from object_displacement.shadows.ratio import RatioShadowMover
+        from object_displacement.types import Move
+
+        scene = make_shadow_scene(7)  # the motorcycle cutout and its shadow on a wall
+        k = 4000 / scene.input.shape[1]
+        size = (4000, round(scene.input.shape[0] * k))
+        image = cv2.resize(scene.input, size, interpolation=cv2.INTER_CUBIC)
+        mask = cv2.resize(scene.mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        plan = RingMaskPolicy().plan(image, mask, Move(round(scene.dx * k), round(scene.dy * k), scene.scale))
+        stage, mover = "shadow", RatioShadowMover()
+
+        def call():
+            mover.lift(plan, mover.find(image, mask))
+            return mover.cast(plan.background, plan)
+
     elif name.startswith("sam"):
         from tests.tiny_models import save_sam
 
@@ -313,8 +334,14 @@ def run_edit_case(name: str) -> dict:
     from object_displacement.types import Move, Target
     from object_displacement.visualize import run_images
 
-    (width, height), box, dx = EDITS[name.removesuffix("-matting").removesuffix("-grabcut")]
-    overrides = {"-matting": ["matting=closed_form"], "-grabcut": ["segmenter=grabcut"]}.get(name[-8:], [])
+    variants = {
+        "-matting": ["matting=closed_form"],
+        "-grabcut": ["segmenter=grabcut"],
+        "-no-shadow": ["shadow=none"],
+    }
+    variant = next((suffix for suffix in variants if name.endswith(suffix)), "")
+    (width, height), box, dx = EDITS[name.removesuffix(variant)]
+    overrides = variants.get(variant, [])
     image = cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_CUBIC)
     sx, sy = width / 512, height / 512
     box = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))

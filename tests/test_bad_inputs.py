@@ -129,6 +129,11 @@ CLI_ERRORS = [
         ["inpainter.patch_size=abc"], "inpainter.patch_size must be a whole number", id="patch_size-abc"
     ),
     pytest.param(["mask_policy.seam=-5"], "mask_policy: seam must be 0 or more", id="seam-negative"),
+    pytest.param(
+        ["shadow.min_attenuation=1.5"],
+        "shadow: min_attenuation and min_depth must be between 0 and 1",
+        id="shadow-setting",
+    ),
     pytest.param(["mask_policy.units=metres"], "mask_policy.units must be one of", id="units-unknown"),
     pytest.param(["selector.box.min_iou=x"], "selector.box.min_iou must be", id="nested-setting"),
     pytest.param(["+inpainter.radius=3"], "inpainter: PatchMatchInpainter", id="unknown-setting"),

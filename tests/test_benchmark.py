@@ -13,10 +13,12 @@ from object_displacement.benchmark.scenes import (
     HARD,
     REAL,
     REAL_SOURCES,
+    SHADOWED,
     generate,
     make_hard_scene,
     make_real_scene,
     make_scene,
+    make_shadow_scene,
     real_cutout,
 )
 from object_displacement.benchmark.scoring import gms_map, regions, score
@@ -28,7 +30,7 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def scenes():
-    return generate(real=False)  # the synthetic and the hard scenes; the real ones have their own
+    return generate(real=False, shadows=False)  # the synthetic and the hard ones; the others have their own
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +146,7 @@ def test_runner_writes_one_row_per_configuration_with_means_and_worst(tmp_path):
         assert float(row["texture_vacated_mean"]) > 0
         assert int(row["peak_mb"]) > 0 and row["failed"] == "0"
     with (tmp_path / "scenes.csv").open() as handle:
-        assert len(list(csv.DictReader(handle))) == 2 * (3 + len(HARD) + len(REAL))
+        assert len(list(csv.DictReader(handle))) == 2 * (3 + len(HARD) + len(REAL) + 2 * len(SHADOWED))
     head = (tmp_path / "summary.md").read_text().splitlines()[0]
     assert (
         head.startswith("| configuration |") and "| GMS vacated |" in head and "| texture vacated |" in head
@@ -154,6 +156,13 @@ def test_runner_writes_one_row_per_configuration_with_means_and_worst(tmp_path):
     assert set(real) == {"telea", "telea-true-mask"} and real["telea"]["scenes"] == str(len(REAL))
     assert float(real["telea-true-mask"]["mask_iou_mean"]) == 1.0
     assert "Real-object scenes only" in (tmp_path / "summary.md").read_text()
+    with (tmp_path / "summary_shadow.csv").open() as handle:  # the shadow pairs, with their scores
+        shadow = {r["configuration"]: r for r in csv.DictReader(handle)}
+    assert shadow["telea"]["scenes"] == str(2 * len(SHADOWED))
+    for row in shadow.values():
+        assert float(row["shadow_removed_mean"]) > 0.3 and float(row["shadow_cast_mean"]) > 0.5
+        assert 0.95 < float(row["shadowless_brightness_mean"]) < 1.05
+    assert "| shadow removed | shadow cast | shadowless brightness |" in head
 
 
 @pytest.mark.slow
@@ -261,7 +270,7 @@ def test_hard_scenes_follow_the_regular_ones_and_are_deterministic(scenes):
     hard = [s for s in scenes if "hard" in s.tags]
     assert [s.tags["hard"] for s in hard] == list(HARD) == ["face", "text", "courses", "tiles", "rim"]
     assert scenes[: len(scenes) - len(HARD)] == [s for s in scenes if "hard" not in s.tags]
-    assert len(generate(count=2, hard=False, real=False)) == 2
+    assert len(generate(count=2, hard=False, real=False, shadows=False)) == 2
     for kind in HARD:
         a, b = make_hard_scene(kind, seed=3), make_hard_scene(kind, seed=3)
         np.testing.assert_array_equal(a.input, b.input)
@@ -296,10 +305,10 @@ def test_hard_scenes_put_structure_across_the_hole_and_faces_or_text_outside_it(
 
 
 def test_real_scenes_follow_the_hard_ones_with_a_real_cutout_on_another_photo(real_scenes):
-    scenes = generate(count=2)
+    scenes = generate(count=2, shadows=False)
     assert [s.tags.get("real") for s in scenes[-len(REAL) :]] == list(REAL)
     assert [s.tags.get("hard") for s in scenes[2 : 2 + len(HARD)]] == list(HARD)
-    assert len(generate(count=2, real=False)) == 2 + len(HARD)
+    assert len(generate(count=2, real=False, shadows=False)) == 2 + len(HARD)
     for scene in real_scenes:
         name = scene.tags["real"]
         assert scene.tags["background"] != REAL_SOURCES[name], scene.name
@@ -369,3 +378,84 @@ def test_family_summaries_take_only_the_tagged_scenes():
     (real,) = summarize(rows, {"c": 1}, "real")
     assert everything["scenes"] == 3 and real["scenes"] == 1
     assert real["mask_iou_mean"] == 0.9 and everything["mask_iou_worst"] == 0.5
+
+
+# -- shadow scenes ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shadow_pairs():
+    return [(make_shadow_scene(n, True), make_shadow_scene(n, False)) for n in range(len(SHADOWED))]
+
+
+def test_shadow_scenes_come_last_in_pairs_with_and_without_the_shadow():
+    scenes = generate(count=1, hard=False, real=False)
+    assert [s.tags["shadow"] for s in scenes[1:]] == ["cast", "none"] * len(SHADOWED)
+    assert len(generate(count=1, hard=False, real=False, shadows=False)) == 1
+
+
+def test_a_shadow_darkens_the_surface_by_40_to_60_percent_and_moves_with_the_object(shadow_pairs):
+    from object_displacement.colour import luminance, to_linear
+    from object_displacement.geometry import place_object
+
+    for cast, plain in shadow_pairs:
+        # the same scene: the same object, place and move; only the shadow differs
+        assert (cast.dx, cast.dy, cast.box) == (plain.dx, plain.dy, plain.box)
+        np.testing.assert_array_equal(cast.mask, plain.mask)
+        changed = (cast.input != plain.input).any(axis=2)
+        assert not (changed & (cast.shadow == 0)).any(), cast.name
+        assert plain.shadow is None and plain.lit_truth is None
+        deepest = float(cast.shadow.max())
+        assert 0.35 <= deepest <= 0.6, cast.name  # a penumbra may blur a thin shadow's peak
+        _, moved, _ = place_object(
+            cast.shadow, cast.footprint, cast.dx, cast.dy, cast.scale, coverage=cast.shadow
+        )
+        np.testing.assert_allclose(cast.moved_shadow, moved)
+        # in linear light the shadowed surface is the lit one times (1 - attenuation)
+        core = (cast.shadow > 0.3) & ~cast.footprint
+        ratio = luminance(to_linear(cast.input))[core] / luminance(to_linear(plain.input))[core]
+        assert np.abs(ratio - (1 - cast.shadow[core])).mean() < 0.03, cast.name
+        # and some of it shows beside the object, for a fill to leave or remove
+        assert core.sum() > 0.1 * cast.mask.sum(), cast.name
+
+
+def test_shadow_scores_of_known_outputs(shadow_pairs):
+    from object_displacement.benchmark.scoring import shadow_scores
+
+    cast, plain = shadow_pairs[3]
+    footprints = (cast.footprint, cast.moved_footprint)
+    shadows = (cast.shadow, cast.moved_shadow)
+
+    def scores(output):
+        return shadow_scores(output, cast.input, cast.truth, footprints, shadows, cast.lit_truth)
+
+    right = scores(cast.truth)
+    assert right["shadow_removed"] == pytest.approx(1.0) and right["shadow_cast"] == pytest.approx(1.0)
+    # the object moved, its shadow left where it was and none at the new place
+    left_behind = cast.lit_truth.copy()
+    old = (cast.shadow > 0) & ~cast.moved_footprint
+    left_behind[old] = cast.input[old]
+    stayed = scores(left_behind)
+    assert stayed["shadow_removed"] == pytest.approx(0.0, abs=0.05)
+    assert stayed["shadow_cast"] == pytest.approx(0.0, abs=0.05)
+    none = shadow_scores(plain.truth, plain.input, plain.truth, footprints, None, None)
+    assert none == {"shadowless_brightness": 1.0}
+    darker = shadow_scores(cast.truth, plain.input, plain.truth, footprints, None, None)
+    assert darker["shadowless_brightness"] < 0.98  # a shadow cast on a shadowless scene
+
+
+def test_removing_only_the_object_scores_no_shadow_removed(shadow_pairs):
+    """The object gone from its old place, its shadow left as it was: none of the darkening
+    is removed, however close to the object the shadow lies (the object's own pixels are no
+    light of the surface: blurred in, they scored -0.17 to 0.12 here)."""
+    from object_displacement.benchmark.scoring import shadow_scores
+
+    for cast, _ in shadow_pairs:
+        left = cast.lit_truth.copy()
+        old = (cast.shadow > 0) & ~cast.footprint & ~cast.moved_footprint
+        left[old] = cast.input[old]  # the surface as it was beside the object, shadow and all
+        footprints = (cast.footprint, cast.moved_footprint)
+        scores = shadow_scores(
+            left, cast.input, cast.truth, footprints, (cast.shadow, cast.moved_shadow), cast.lit_truth
+        )
+        assert abs(scores["shadow_removed"]) < 0.05, (cast.name, scores)

@@ -423,3 +423,28 @@ def test_weights_that_are_there_pass_the_check(tiny_models):
     SamSegmenter(checkpoint=str(tiny_models["sam"])).check_weights()
     ClipSelector(model=f"local-dir:{tiny_models['clip']}").check_weights()
     DiffusionInpainter(str(tiny_models["sdxl"])).check_weights()
+
+
+# -- 11. shadows on the model path -----------------------------------------------------------------
+
+
+def test_the_model_path_fills_the_old_shadow_and_casts_the_moved_one_after_the_fill():
+    """A backend that synthesizes gets the object's whole old shadow in its mask (no
+    relighting), and the moved shadow darkens its output afterwards."""
+    from object_displacement.shadows.ratio import RatioShadowMover
+    from tests.test_shadows import GivenMask, scene, visible
+
+    image, mask, truth = scene(0.5)
+    backend = FakeBackend()
+    pipeline = Pipeline(GivenMask(mask), BoxSelector(), RingMaskPolicy(), backend, shadow=RatioShadowMover())
+    result = pipeline(image, Target(box=(150, 90, 230, 190)), Move(dx=-150, dy=60))
+    shadow, plan = result.plan.shadow, result.plan
+    assert shadow is not None and shadow.relit is None and backend.calls
+    assert (plan.inpaint_mask >= (shadow.support & ~plan.moved_mask)).all()
+    # the fake hands back what it is given (the prefilled surface): the old shade is gone
+    old = visible(truth, mask) & ~plan.moved_mask & (shadow.moved < 0.02)
+    assert result.output[old].mean() > image[old].mean() + 25
+    # outside what was filled, the cast shadow is the only change, and it darkens
+    cast = (shadow.moved > 0.3) & ~plan.inpaint_mask & ~plan.moved_mask
+    assert cast.sum() > 200
+    assert (result.output[cast].astype(int).sum(axis=1) < image[cast].astype(int).sum(axis=1)).all()

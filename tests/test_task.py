@@ -44,7 +44,8 @@ def test_writes_every_artifact_and_metrics(make_cfg, square_png, tmp_path):
     assert {p.stem for p in run.glob("*.png")} == names
     saved = json.loads((run / "metrics.json").read_text())
     assert saved == metrics
-    assert set(saved["timings_s"]) == {"segment", "select", "plan", "composite", "inpaint"}
+    assert set(saved["timings_s"]) == {"segment", "select", "shadow", "plan", "composite", "inpaint"}
+    assert saved["shadow"] is None  # a flat grey wall: no shadow beside the square
     assert saved["candidate_count"] >= 1 and 0 < saved["selection_score"] <= 1
     # the full ranking is kept, best first, for logging and comparison
     assert saved["ranking"][0]["score"] == saved["selection_score"]

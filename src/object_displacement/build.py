@@ -27,6 +27,7 @@ from object_displacement.request import make_defaults
 from object_displacement.runtime import UsesDevice, make_fabric
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
+from object_displacement.shadows.base import ShadowMover
 from object_displacement.types import MAX_MEGAPIXELS, EditDefaults
 from object_displacement.weights import check_weights
 
@@ -130,6 +131,7 @@ def build_pipeline(cfg: DictConfig, job_number: int | None = None) -> Pipeline:
         inpainter=build(cfg.inpainter, Inpainter),
         ghost_check=build(cfg.ghost_check, GhostCheck),
         matting=build(cfg.matting, Matting) if cfg.get("matting") is not None else None,
+        shadow=build(cfg.shadow, ShadowMover) if _chosen(cfg.get("shadow")) else None,
         defaults=edit_defaults(cfg),
     )
     pipeline.cache = StageCache(
@@ -145,6 +147,11 @@ def build_pipeline(cfg: DictConfig, job_number: int | None = None) -> Pipeline:
         for component in models:
             component.setup(fabric)
     return pipeline
+
+
+def _chosen(node: Any) -> bool:
+    """An optional group is on when it names a component (``shadow: none`` names none)."""
+    return isinstance(node, DictConfig) and node.get("_target_") is not None
 
 
 def edit_defaults(cfg: DictConfig) -> EditDefaults:

@@ -28,3 +28,18 @@ def smooth_fill(image: np.ndarray, hole: Mask) -> np.ndarray:
     out = image.copy()
     out[hole] = guess[hole]
     return out
+
+
+def masked_blur(values: np.ndarray, known: Mask, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """A Gaussian blur of ``values`` (HxW or HxWxC, float) that reads only ``known`` pixels
+    (normalized convolution), and each pixel's share of known weight (0..1).
+
+    The local mean of a surface continued under what hides it: a blur that also read the
+    object or a shadow would carry their colour into the estimate. Where the share is near
+    0 no known pixel is near, and the estimate means nothing."""
+    weight = known.astype(np.float32)
+    share = cv2.GaussianBlur(weight, (0, 0), sigma)
+    weighted = values.astype(np.float32) * (weight if values.ndim == 2 else weight[..., None])
+    blurred = cv2.GaussianBlur(weighted, (0, 0), sigma)
+    floor = np.maximum(share, 1e-6)
+    return (blurred / (floor if values.ndim == 2 else floor[..., None])), share

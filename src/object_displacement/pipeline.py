@@ -18,6 +18,7 @@ from object_displacement.matting.base import Matting
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.auto import AutoSelector
 from object_displacement.selectors.base import Selector
+from object_displacement.shadows.base import ShadowMover
 from object_displacement.types import Box, Candidate, EditDefaults, Image, Move, Result, Target
 
 T = TypeVar("T")
@@ -27,8 +28,10 @@ MIN_SCALED_SIDE = 4
 
 
 class Pipeline:
-    """segment -> select -> [matte] -> plan -> composite -> inpaint; with no move it stops
-    after select. ``matting`` (off by default: the hard mask) gives the object a soft edge."""
+    """segment -> select -> [shadow] -> [matte] -> plan -> composite -> inpaint -> [cast];
+    with no move it stops after select. ``matting`` (off by default: the hard mask) gives the
+    object a soft edge; ``shadow`` finds the object's cast shadow, lifts it at the old place
+    (relit, or filled with the hole) and casts it again at the new one after the fill."""
 
     def __init__(
         self,
@@ -41,6 +44,7 @@ class Pipeline:
         ghost_check: GhostCheck | None = None,
         matting: Matting | None = None,
         defaults: EditDefaults | None = None,
+        shadow: ShadowMover | None = None,
     ) -> None:
         self.segmenter = segmenter
         self.selector = selector
@@ -48,6 +52,7 @@ class Pipeline:
         self.compositor = compositor or PasteCompositor()
         self.inpainter = inpainter
         self.matting = matting
+        self.shadow = shadow
         self.cache = cache or StageCache(None)
         self.ghost_check = ghost_check or GhostCheck(max_attempts=1)
         self.defaults = defaults or EditDefaults()
@@ -64,6 +69,7 @@ class Pipeline:
             self.selector,
             *[n for n in nested if n is not None],
             *([self.matting] if self.matting is not None else []),
+            *([self.shadow] if self.shadow is not None else []),
             self.mask_policy,
             self.compositor,
             self.inpainter,
@@ -80,7 +86,7 @@ class Pipeline:
         def timed(stage: str, fn: Callable[[], T]) -> T:
             start = time.perf_counter()
             value = fn()
-            timings[stage] = time.perf_counter() - start
+            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
             return value
 
         cache = self.cache
@@ -99,15 +105,21 @@ class Pipeline:
         if move is None or move.is_identity:
             return result
         check_scaled_size(result.selected, move)
+        mover = self.shadow
+        shadow = None if mover is None else timed("shadow", lambda: mover.find(image, result.mask))
         matting = self.matting
         matte = None if matting is None else timed("matte", lambda: matting(image, result.mask))
         plan = result.plan = timed("plan", lambda: self.mask_policy.plan(image, result.mask, move, matte))
+        if mover is not None:  # a backend that synthesizes gets the whole old shadow to fill
+            relight = not self.inpainter.synthesizes
+            timed("shadow", lambda: mover.lift(plan, shadow, relight))
         if keep_out:
             plan.keep_out = boxes_mask(keep_out, image.shape[1], image.shape[0])
         plan.composite, plan.inpaint_mask = timed("composite", lambda: self.compositor(plan))
-        result.output, result.attempts = timed(
+        output, result.attempts = timed(
             "inpaint", lambda: self.ghost_check(self.inpainter, plan, target.prompt)
         )
+        result.output = output if mover is None else timed("shadow", lambda: mover.cast(output, plan))
         return result
 
 

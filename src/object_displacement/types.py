@@ -170,6 +170,56 @@ class Matte:
 
 
 @dataclass
+class Shadow:
+    """The object's cast shadow at its old place, and what the edit does with it.
+
+    ``matte`` (HxW float32) is the attenuation of the light the surface gets: 0 lit, toward
+    1 the darkest; soft, so a penumbra is kept. In linear light a shadowed pixel is the lit
+    surface times ``1 - matte * tint``: ``tint`` (R, G, B; luminance-weighted mean 1) is the
+    shadow's colour (bluer under a sky). The mover fills in where the old shadow was
+    relit or left to the fill, and ``moved``, the matte at the object's new place.
+    """
+
+    matte: npt.NDArray[np.float32]
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    relit: Mask | None = None
+    filled: Mask | None = None
+    moved: npt.NDArray[np.float32] | None = None
+
+    @property
+    def support(self) -> Mask:
+        """Every pixel the shadow darkens noticeably (the matte above ``SHADOW_FLOOR``)."""
+        return self.matte > SHADOW_FLOOR
+
+    def summary(self, mask: Mask) -> dict[str, Any]:
+        """What was found, for the metrics: its area, mean attenuation, the offset of its
+        centre from the object's (x right, y up, pixels), and what the edit did with it."""
+        support = self.support
+        found: dict[str, Any] = {"area_px": int(support.sum()), "tint": [round(t, 3) for t in self.tint]}
+        if support.any():
+            ys, xs = np.nonzero(support)
+            weights = self.matte[ys, xs]
+            oy, ox = np.nonzero(mask)
+            offset = (
+                np.average(xs, weights=weights) - ox.mean(),
+                oy.mean() - np.average(ys, weights=weights),
+            )
+            found |= {
+                "mean_attenuation": round(float(weights.mean()), 4),
+                "offset_px": [round(float(v), 1) for v in offset],
+            }
+        found["relit_px"] = 0 if self.relit is None else int(self.relit.sum())
+        found["filled_px"] = 0 if self.filled is None else int(self.filled.sum())
+        found["cast_px"] = 0 if self.moved is None else int((self.moved > SHADOW_FLOOR).sum())
+        found["contact"] = not support.any() and self.moved is not None
+        return found
+
+
+SHADOW_FLOOR = 0.02
+"""Attenuation below this (2 % less light) is no shadow a viewer sees."""
+
+
+@dataclass
 class Plan:
     """What the mask policy decided, and what the compositor made of it.
 
@@ -190,10 +240,14 @@ class Plan:
     move: Move
     kept_fraction: float = 1.0
     """Share of the (scaled) object still inside the frame."""
+    prefilled: bool = True
+    """Whether ``background`` holds a guess of the surface in the hole (or the photo there)."""
     composite: Image | None = None
     inpaint_mask: Mask | None = None
     keep_out: Mask | None = None
     """Pixels the user marked (``keep_out`` boxes) that no fill may copy from."""
+    shadow: Shadow | None = None
+    """The object's cast shadow, when the shadow stage found one (or cast a contact shadow)."""
 
     @cached_property
     def moved_mask(self) -> Mask:
@@ -268,5 +322,6 @@ class Result:
                 moved_area_px=int(self.plan.moved_mask.sum()),
                 inpaint_area_px=0 if self.plan.inpaint_mask is None else int(self.plan.inpaint_mask.sum()),
                 inpaint_attempts=self.attempts,
+                shadow=None if self.plan.shadow is None else self.plan.shadow.summary(self.selected.mask),
             )
         return metrics

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from object_displacement.types import Image, Mask, Result
+from object_displacement.types import Image, Mask, Result, Shadow
 
 RED = (255, 0, 0)
 CYAN = (0, 200, 255)
@@ -45,6 +45,16 @@ def grid(panels: Sequence[tuple[str, Image]], height: int = 360) -> Image:
     return np.concatenate(row, axis=1)
 
 
+def shadow_picture(shadow: Shadow) -> Image:
+    """The shadow's matte at the old place in red and at the new place in blue, on black:
+    the brighter, the more light it takes."""
+    found = np.clip(shadow.matte * 255, 0, 255).astype(np.uint8)
+    moved = (
+        np.zeros_like(found) if shadow.moved is None else np.clip(shadow.moved * 255, 0, 255).astype(np.uint8)
+    )
+    return np.stack([found, np.zeros_like(found), moved], axis=2)
+
+
 def run_images(result: Result) -> dict[str, Image | Mask]:
     """The pictures of a run: input, mask, overlay and, when moved, the composite with its
     inpaint mask and the output; ``grid`` puts the telling ones side by side."""
@@ -57,7 +67,12 @@ def run_images(result: Result) -> dict[str, Image | Mask]:
     if result.plan is not None and result.output is not None:
         images["composite"] = overlay(result.plan.composite, result.plan.inpaint_mask, CYAN, alpha=0.45)
         images["output"] = result.output
-        panels += [("composite + inpaint mask", images["composite"]), ("output", result.output)]
+        panels.append(("composite + inpaint mask", images["composite"]))
+        shadow = result.plan.shadow
+        if shadow is not None:
+            images["shadow"] = shadow_picture(shadow)
+            panels.append(("shadow: found (red), cast (blue)", images["shadow"]))
+        panels.append(("output", result.output))
     else:
         panels.append(("mask", mask_to_rgb(result.mask)))
     images["grid"] = grid(panels)

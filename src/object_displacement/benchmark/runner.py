@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from object_displacement.benchmark.memory import peak_rss_mb
 from object_displacement.benchmark.scenes import generate
-from object_displacement.benchmark.scoring import regions, score
+from object_displacement.benchmark.scoring import regions, score, shadow_scores
 from object_displacement.build import build, build_pipeline
 from object_displacement.config import compose_config
 from object_displacement.dataset import columns_of, write_csv
@@ -28,12 +28,18 @@ from object_displacement.io import atomic_open, write_image
 from object_displacement.loggers.base import RunLogger, logged_run
 from object_displacement.types import EditRequest, Move, Target
 
+SHADOW_SCORES = ("shadow_removed", "shadow_cast", "shadowless_brightness")
+"""Scored only where they apply: the first two on scenes with a cast shadow, the last on the rest."""
 SCORES = (
     "mask_iou",
     *(f"{kind}_{region}" for region in ("image", "vacated", "seam") for kind in ("psnr", "ssim", "gms")),
     "texture_vacated",
+    *SHADOW_SCORES,
 )
-RATIOS = ("texture_vacated",)
+RATIOS = ("texture_vacated", "shadowless_brightness")
+CENTRED = ("shadow_removed", "shadow_cast")
+"""Shares whose best is 1 that can reach 0 or below: an arithmetic mean; the worst is the
+farthest from 1."""
 """Scores whose best is 1, either side: their mean is geometric, their worst the farthest from 1."""
 
 
@@ -75,7 +81,7 @@ def ghost_agreement(rows: list[dict[str, Any]]) -> float:
     return round(float(rho), 3)
 
 
-STAGES = ("segment", "select", "matte", "plan", "inpaint")
+STAGES = ("segment", "select", "shadow", "matte", "plan", "inpaint")
 
 
 def run_all(
@@ -142,6 +148,11 @@ def _run_scenes(
         areas = regions(scene.mask, scene.moved_mask)
         row |= {"status": "ok", "error": "", "mask_iou": round(mask_iou(result.mask, scene.mask), 4)}
         row |= score(result.output, scene.truth, areas)
+        shadows = None if scene.shadow is None else (scene.shadow, scene.moved_shadow)
+        footprints = (scene.footprint, scene.moved_footprint)
+        row |= shadow_scores(result.output, scene.input, scene.truth, footprints, shadows, scene.lit_truth)
+        found = result.plan.shadow if result.plan is not None else None
+        row["shadow_found_px"] = 0 if found is None else int(found.support.sum())
         row["ghost"] = round(ghost_score(scene.input, result.output, scene.mask & ~scene.moved_mask), 4)
         row |= {f"seconds_{stage}": round(result.timings.get(stage, 0.0), 4) for stage in STAGES}
         row["seconds_total"] = round(sum(result.timings.values()), 4)
@@ -155,6 +166,7 @@ def _scenes(settings: dict[str, Any]) -> list[Any]:
 
 
 FAMILIES = {
+    "shadow": "Shadow scenes only (an object casting a shadow on a real surface, and the same scene without)",
     "hard": "Hard scenes only (a face, text, brick courses, tiles, a rim)",
     "real": "Real-object scenes only (a real object's cutout on another photo)",
 }
@@ -172,8 +184,10 @@ def summarize(
         done = [r for r in mine if r["status"] == "ok"]
         entry: dict[str, Any] = {"configuration": name, "scenes": len(mine), "failed": len(mine) - len(done)}
         for key in SCORES:
-            values = np.array([r[key] for r in done], dtype=np.float64)
-            entry[f"{key}_mean"], entry[f"{key}_worst"] = _mean_and_worst(values, key in RATIOS)
+            values = np.array([r[key] for r in done if key in r], dtype=np.float64)
+            entry[f"{key}_mean"], entry[f"{key}_worst"] = _mean_and_worst(
+                values, key in RATIOS, key in CENTRED
+            )
         seconds = np.array([r["seconds_total"] for r in done], dtype=np.float64)
         entry["seconds_mean"] = round(float(seconds.mean()), 3) if seconds.size else float("nan")
         entry["seconds_worst"] = round(float(seconds.max()), 3) if seconds.size else float("nan")
@@ -186,9 +200,11 @@ def summarize(
     return summary
 
 
-def _mean_and_worst(values: np.ndarray, ratio: bool) -> tuple[float, float]:
+def _mean_and_worst(values: np.ndarray, ratio: bool, centred: bool = False) -> tuple[float, float]:
     if not values.size:
         return float("nan"), float("nan")
+    if centred:
+        return round(float(values.mean()), 4), round(float(values[np.argmax(np.abs(values - 1))]), 4)
     if ratio:
         logs = np.log(values)
         return round(float(np.exp(logs.mean())), 4), round(float(values[np.argmax(np.abs(logs))]), 4)

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from object_displacement.colour import to_linear, to_srgb
 from object_displacement.geometry import grown_box, place_object, shift
 from object_displacement.types import Box, Candidate, Image, Mask, Move
 
@@ -53,16 +54,33 @@ class Scene:
     box: Box
     """A user's box around the object: its bounding box with a small margin."""
     tags: dict[str, str | float] = field(default_factory=dict)
+    shadow: np.ndarray | None = None
+    """The true attenuation of the object's cast shadow at A (0 lit .. 1), if it casts one."""
+    moved_shadow: np.ndarray | None = None
+    """The same at B: the shadow moved with the object."""
+    lit_truth: Image | None = None
+    """The true output without the shadow at B: what the new shadow darkens."""
 
 
 def generate(
-    count: int = 24, seed: int = 0, max_side: int = 1024, hard: bool = True, real: bool = True
+    count: int = 24,
+    seed: int = 0,
+    max_side: int = 1024,
+    hard: bool = True,
+    real: bool = True,
+    shadows: bool = True,
 ) -> list[Scene]:
     """``count`` scenes cycling through every size, motion, shape and background kind, then,
-    with ``hard``, one scene of each of ``HARD``, then, with ``real``, one of each of ``REAL``."""
+    with ``hard``, one scene of each of ``HARD``, then, with ``real``, one of each of ``REAL``,
+    then, with ``shadows``, each of ``SHADOWED`` with its cast shadow and without."""
     scenes = [make_scene(i, seed, max_side) for i in range(count)]
     scenes += [make_hard_scene(kind, seed, max_side) for kind in HARD] if hard else []
-    return scenes + ([make_real_scene(name, seed, max_side) for name in REAL] if real else [])
+    scenes += [make_real_scene(name, seed, max_side) for name in REAL] if real else []
+    if shadows:
+        scenes += [
+            make_shadow_scene(n, cast, seed, max_side) for n in range(len(SHADOWED)) for cast in (True, False)
+        ]
+    return scenes
 
 
 def make_scene(index: int, seed: int = 0, max_side: int = 1024) -> Scene:
@@ -162,6 +180,70 @@ def make_real_scene(name: str, seed: int = 0, max_side: int = 1024) -> Scene:
     return _render(title, background, alpha, texture, (x, y), Move(dx, dy, scale), tags)
 
 
+SHADOWED = (
+    ("ellipse", "brick", "apart", 1.0),
+    ("cup", "grass", "apart", 1.0),
+    ("polygon", "gravel", "overlap", 1.0),
+    ("horse", "wall", "apart", 1.0),
+    ("spoon", "brick", "apart", 0.7),
+    ("cutout", "gravel", "apart", 1.0),
+    ("rocket", "grass", "overlap", 1.0),
+    ("motorcycle", "wall", "apart", 1.5),
+)
+"""Objects standing on real surfaces (or a plain wall) that cast a shadow: (the object, a
+shape or a cutout of ``REAL``; the surface; the motion; the scale)."""
+SHADOW_STRENGTHS = (0.4, 0.6)
+"""How much light a shadow takes, in linear light: 40 to 60 %."""
+
+
+def make_shadow_scene(number: int, cast: bool = True, seed: int = 0, max_side: int = 1024) -> Scene:
+    """Scene ``number`` of ``SHADOWED``: the object and, with ``cast``, its shadow, a soft,
+    offset, blurred silhouette darkening the surface by ``SHADOW_STRENGTHS``; the same
+    scene (the same object, place and move) either way, so the two can be compared."""
+    shape, kind, motion, scale = SHADOWED[number]
+    rng = np.random.default_rng([seed, 3000 + number])
+    side = min(max_side, (512, 640, 768)[number % 3])
+    width, height = side, round(side * 0.75)
+    background = _background(kind, width, height, rng)
+    extent = max(16, round(float(rng.uniform(0.2, 0.3)) * min(width, height)))
+    if shape in REAL:
+        alpha, texture = real_cutout(shape, extent)
+    else:
+        alpha = _shape(shape, extent, rng)
+        texture = _object_texture(alpha.shape, rng)
+    oh, ow = alpha.shape
+    x, y = _place_a(motion, width, height, ow, oh, rng)
+    y = max(y, round(0.15 * height))  # room above for the object, below for its shadow
+    dx, dy = _displacement(motion, x, y, width, height, ow, oh, rng, scale)
+    at_a = _canvas_alpha(alpha, x, y, width, height)
+    shadow = _cast_shadow(at_a, (x, y, x + ow, y + oh), rng) if cast else None
+    title = f"s{number}-{shape}-{kind}-{motion}-{'shadow' if cast else 'none'}-{width}px-x{scale:g}"
+    tags = {"shape": shape, "background": kind, "smooth": str(kind in SMOOTH), "motion": motion}
+    tags |= {"size": round(extent / min(width, height), 3), "shadow": "cast" if cast else "none"}
+    return _render(title, background, alpha, texture, (x, y), Move(dx, dy, scale), tags, shadow)
+
+
+def _cast_shadow(at_a: np.ndarray, box: Box, rng: np.random.Generator) -> np.ndarray:
+    """The attenuation of a shadow the object at ``box`` casts on the floor it stands on:
+    its silhouette squashed toward its base, sheared, and offset away from the light so a
+    crescent of it shows beside the object, blurred by a penumbra and scaled to a strength
+    in ``SHADOW_STRENGTHS``."""
+    height, width = at_a.shape
+    x0, y0, x1, y1 = box
+    extent = max(x1 - x0, y1 - y0)
+    squash, shear = rng.uniform(0.6, 1.0), rng.uniform(-0.3, 0.3)
+    angle = rng.uniform(0.1, math.pi - 0.1)  # away from a light above: down, left or right
+    length = rng.uniform(0.1, 0.3) * extent
+    offset_x, offset_y = length * math.cos(angle), length * math.sin(angle)
+    # x' = x + shear (base - y) + offset_x;  y' = base - squash (base - y) + offset_y
+    base = float(y1)
+    forward = np.float32([[1, -shear, shear * base + offset_x], [0, squash, base * (1 - squash) + offset_y]])
+    silhouette = cv2.warpAffine(at_a, forward, (width, height), flags=cv2.INTER_LINEAR)
+    sigma = rng.uniform(0.01, 0.04) * extent
+    soft = cv2.GaussianBlur(silhouette, (0, 0), max(0.5, sigma))
+    return (np.clip(soft, 0, 1) * rng.uniform(*SHADOW_STRENGTHS)).astype(np.float32)
+
+
 def real_cutout(name: str, extent: int) -> tuple[np.ndarray, Image]:
     """The cutout's alpha (float32, 0..1) and colour, resized so its longer side is about
     ``extent`` (area averaging when shrinking, cubic when growing, on premultiplied colour)
@@ -205,9 +287,12 @@ def _render(
     at: tuple[int, int],
     move: Move,
     tags: dict[str, str | float],
+    shadow: np.ndarray | None = None,
 ) -> Scene:
     """The scene of ``alpha``/``texture`` placed with its top-left at ``at`` over
-    ``background`` and moved by ``move``: the input, the truth and their masks."""
+    ``background`` and moved by ``move``: the input, the truth and their masks. A
+    ``shadow`` (attenuation at A, frame size) darkens the surface in linear light and moves
+    with the object, as the pipeline moves a found one."""
     height, width = background.shape[:2]
     dx, dy, scale = int(move.dx), int(move.dy), float(move.scale)
     at_a = _canvas_alpha(alpha, *at, width, height)
@@ -219,14 +304,27 @@ def _render(
         at_b, _, _ = place_object(at_a, footprint, dx, dy, scale)
         colour_b, _, _ = place_object(colour, footprint, dx, dy, scale)
         at_b = np.clip(at_b, 0.0, 1.0)
-    source = _over(background, colour, at_a)
-    truth = _over(background, colour_b, at_b)
+    surface_a = surface_b = background
+    moved_shadow = None
+    if shadow is not None:
+        _, moved_shadow, _ = place_object(shadow, at_a > 0, dx, dy, scale, coverage=shadow)
+        surface_a, surface_b = _shade(background, shadow), _shade(background, moved_shadow)
+    source = _over(surface_a, colour, at_a)
+    truth = _over(surface_b, colour_b, at_b)
+    lit_truth = None if shadow is None else _over(background, colour_b, at_b)
     mask = at_a >= 0.5
     x0, y0, x1, y1 = Candidate(mask).bbox
     margin = max(2, round(0.04 * max(x1 - x0, y1 - y0)))
     box = grown_box((x0, y0, x1, y1), width, height, margin)
     tags = tags | {"side": float(width), "scale": scale}
-    return Scene(name, source, truth, mask, at_a > 0, at_b >= 0.5, at_b > 0, scale, dx, dy, box, tags)
+    scene = Scene(name, source, truth, mask, at_a > 0, at_b >= 0.5, at_b > 0, scale, dx, dy, box, tags)
+    scene.shadow, scene.moved_shadow, scene.lit_truth = shadow, moved_shadow, lit_truth
+    return scene
+
+
+def _shade(surface: Image, attenuation: np.ndarray) -> Image:
+    """``surface`` with ``attenuation`` of its light taken away, in linear light."""
+    return to_srgb(to_linear(surface) * (1 - attenuation[..., None]))
 
 
 def _boxes_meet(a: Box, b: Box) -> bool:

@@ -17,7 +17,9 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from object_displacement.geometry import bbox_diagonal, ring
+from object_displacement.colour import luminance, to_linear
+from object_displacement.fill import masked_blur
+from object_displacement.geometry import bbox_diagonal, dilate, ring
 from object_displacement.quality import psnr
 from object_displacement.types import Candidate, Image, Mask
 
@@ -101,4 +103,71 @@ def score(output: Image, truth: Image, areas: dict[str, Mask]) -> dict[str, floa
         scores[f"gms_{name}"] = round(float(gms[area].mean()) if area.any() else 1.0, 4)
     if "vacated" in areas:
         scores["texture_vacated"] = round(texture_ratio(output, truth, areas["vacated"]), 4)
+    return scores
+
+
+DARKENING_SIGMA = 0.02
+"""Darkening is judged after a blur of this share of the object's bbox diagonal: the scale
+of a soft shadow's penumbra, where a surface's texture averages out."""
+
+SHADOW_TRACE = 0.05
+"""A true shadow darker than this (5 % of the light) is scored; fainter tails are not."""
+
+SHADOWLESS_BAND = (0.08, 0.3)
+"""Around each place, from this share of the object's diagonal (past the rings the fill
+re-synthesizes) to this one (where a shadow beside the object lies): where a shadowless
+scene must keep its light."""
+
+
+def _light(image: Image, sigma: float, surface: Mask) -> np.ndarray:
+    """Blurred linear luminance of the ``surface`` pixels: how much light each place of the
+    surface sends, texture averaged out, and nothing of the objects on it."""
+    return masked_blur(luminance(to_linear(image)), surface, sigma)[0]
+
+
+def shadow_scores(
+    output: Image,
+    scene_input: Image,
+    truth: Image,
+    footprints: tuple[Mask, Mask],
+    shadows: tuple[np.ndarray, np.ndarray] | None,
+    lit_truth: Image | None,
+) -> dict[str, float]:
+    """How the output treats the object's shadow, in linear light.
+
+    With a shadow (``shadows``: the true attenuation at A and at B): ``shadow_removed``, the
+    share of the old shadow's darkening gone where the truth is lit again (1 - the mean
+    darkening left over the mean darkening the input had), and ``shadow_cast``, the share
+    of the right darkening the new place got (its mean darkening over the truth's). Both are
+    1 when right; above 1 is too much (a place brightened past the surface, a shadow too
+    dark). Without one: ``shadowless_brightness``, the light around each place in the
+    output over the truth's, the place farther from 1 (1: none gained or lost; a false
+    shadow cast makes it lower, a false one lifted higher).
+    """
+    at_a, at_b = footprints
+    sigma = max(1.0, DARKENING_SIGMA * bbox_diagonal(Candidate(at_a).bbox))
+    surface = ~at_a & ~at_b  # an object's own pixels are no light of the surface
+    out, true = _light(output, sigma, surface), _light(truth, sigma, surface)
+    if shadows is None:
+        near, far = (share * bbox_diagonal(Candidate(at_a).bbox) for share in SHADOWLESS_BAND)
+        ratios = []
+        for place in (at_a, at_b):  # each place on its own: the larger band would dilute either
+            band = dilate(place, far) & ~dilate(at_a, near) & ~dilate(at_b, near)
+            if band.any():
+                ratios.append(float(out[band].mean() / max(true[band].mean(), 1e-6)))
+        worst = max(ratios, key=lambda r: abs(r - 1), default=1.0)
+        return {"shadowless_brightness": round(worst, 4)}
+    old, new = shadows
+    scores: dict[str, float] = {}
+    old_place = (old > SHADOW_TRACE) & (new <= SHADOW_TRACE / 2) & ~at_a & ~at_b
+    if old_place.any():
+        darkening = float((true - _light(scene_input, sigma, surface))[old_place].mean())
+        left = float((true - out)[old_place].mean())
+        scores["shadow_removed"] = round(1 - left / max(darkening, 1e-6), 4)
+    new_place = (new > SHADOW_TRACE) & ~at_b
+    if new_place.any() and lit_truth is not None:
+        lit = _light(lit_truth, sigma, surface)
+        wanted = float((lit - true)[new_place].mean())
+        got = float((lit - out)[new_place].mean())
+        scores["shadow_cast"] = round(got / max(wanted, 1e-6), 4)
     return scores

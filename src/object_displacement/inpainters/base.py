@@ -61,6 +61,10 @@ class Inpainter(ABC):
     hole, which then gives the same result either way.
     """
 
+    synthesizes: bool = False
+    """True for a backend that makes new content (diffusion) rather than copying or
+    diffusing the photo's: it fills a lifted shadow with the hole instead of relighting it."""
+
     def __init__(self, context: float | None = None, workers: int = 1) -> None:
         self.context = context
         self.workers = workers

@@ -64,6 +64,8 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         context: see :class:`Inpainter`.
     """
 
+    synthesizes = True
+
     def __init__(
         self,
         model: str,

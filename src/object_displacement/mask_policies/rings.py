@@ -102,7 +102,9 @@ class RingMaskPolicy(MaskPolicy):
             hole |= self._speckles(mask, pixels["hole_ring"], pixels["speckle_band"]) & ~moved
         seam = ring(placed, pixels["seam"]) & ~hole
         background = smooth_fill(image, touched) if self.prefill else image.copy()
-        return Plan(image, mask, background, layer, alpha, hole, seam, move, kept_fraction=min(kept, 1.0))
+        return Plan(
+            image, mask, background, layer, alpha, hole, seam, move, min(kept, 1.0), prefilled=self.prefill
+        )
 
     def pixel_sizes(self, mask: Mask) -> dict[str, int]:
         """The ring widths in pixels for this object."""
