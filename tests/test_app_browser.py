@@ -1,7 +1,8 @@
 """The web app driven by a real browser (headless Chromium), checked against the CLI.
 
-Upload a photo, click the object, place it, move, download: the downloaded output must be
-the CLI's output for the command the page shows, pixel for pixel.
+Upload a photo, click the object, refine and undo, paint with the brush, drag it, move,
+edit the result, box and drag a second object, move, download: the downloaded output must
+be the CLI's output for the commands the page shows, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
         "needs Debian's chromium and chromium-driver (`make test` installs them)", allow_module_level=True
     )
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 BROWSER_FLAGS = [
@@ -101,25 +104,67 @@ def browser(tmp_path_factory):
 
 
 def wait_for(driver, condition, timeout: float = 120):
-    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: condition(d))
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: condition(d))
+    except TimeoutException:
+        raise AssertionError(f"timed out; the page says: {status(driver)!r}") from None
 
 
 def status(driver) -> str:
     return driver.find_element(By.ID, "status").text
 
 
-def click_photo(driver, x: int, y: int) -> None:
-    """Click pixel (x, y) of the photo as shown, whatever its on-screen scale."""
-    img = driver.find_element(By.CSS_SELECTOR, "#photo img")
-    box = driver.execute_script(
-        "const r = arguments[0].getBoundingClientRect();"
-        "return [r.width, r.height, arguments[0].naturalWidth, arguments[0].naturalHeight];",
-        img,
+def editor(driver):
+    return driver.find_element(By.CSS_SELECTOR, "#editor canvas")
+
+
+def offset(driver, x: float, y: float) -> tuple[float, float]:
+    """Photo pixel ``(x, y)``'s centre as an offset from the editor's centre, at its zoom."""
+    canvas = editor(driver)
+    sx, sy = driver.execute_script(
+        "return arguments[0].odEditor.toScreen(arguments[1], arguments[2])", canvas, x + 0.5, y + 0.5
     )
-    width, height, natural_w, natural_h = box
-    ox = (x + 0.5) * width / natural_w - width / 2
-    oy = (y + 0.5) * height / natural_h - height / 2
-    webdriver.ActionChains(driver).move_to_element_with_offset(img, ox, oy).click().perform()
+    width, height = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", canvas
+    )
+    return sx - width / 2, sy - height / 2
+
+
+def click_photo(driver, x: int, y: int) -> None:
+    """Click pixel (x, y) of the photo as the editor shows it, whatever its zoom."""
+    webdriver.ActionChains(driver).move_to_element_with_offset(
+        editor(driver), *offset(driver, x, y)
+    ).click().perform()
+
+
+def drag_photo(driver, path: list[tuple[int, int]], before_release: str = "") -> None:
+    """Press at the first photo pixel of ``path``, move through the others, release
+    (``before_release``: the name of a :func:`snapshot` taken while the button is down)."""
+    chain = webdriver.ActionChains(driver).move_to_element_with_offset(
+        editor(driver), *offset(driver, *path[0])
+    )
+    chain.click_and_hold()
+    last = offset(driver, *path[0])
+    for point in path[1:]:
+        here = offset(driver, *point)
+        chain.move_by_offset(round(here[0] - last[0]), round(here[1] - last[1]))
+        last = (last[0] + round(here[0] - last[0]), last[1] + round(here[1] - last[1]))
+    if before_release:
+        chain.perform()
+        snapshot(driver, before_release)
+        chain = webdriver.ActionChains(driver)
+    chain.release().perform()
+
+
+def shown_mask_area(driver) -> float:
+    """The area of the mask the editor draws (its polygons, even-odd), in photo pixels."""
+    return driver.execute_script(
+        "const v = arguments[0].odEditor.view(); let area = 0;"
+        "for (const s of v.mask) { let a = 0; for (let i = 0; i < s.length; i++) {"
+        "const [x0, y0] = s[i], [x1, y1] = s[(i + 1) % s.length]; a += x0 * y1 - x1 * y0; }"
+        "area += Math.abs(a) / 2 * (a > 0 ? 1 : -1); } return Math.abs(area);",
+        editor(driver),
+    )
 
 
 def choose_mode(driver, name: str) -> None:
@@ -134,74 +179,145 @@ def command(driver) -> str:
     return driver.find_element(By.CSS_SELECTOR, "#command textarea").get_attribute("value")
 
 
-def test_move_from_the_page_equals_the_cli(app_url, browser, tmp_path):
-    photo = tmp_path / "rocket.png"
+def links(driver, name: str) -> list:
+    return [
+        a
+        for a in driver.find_elements(By.CSS_SELECTOR, "#downloads a")
+        if name in (a.get_attribute("href") or "")
+    ]
+
+
+def snapshot(driver, name: str) -> None:
+    """With ``APP_SCREENSHOTS=folder``, keep the page as it looks now (the README's pictures)."""
+    folder = os.environ.get("APP_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+
+
+def download(driver, name: str) -> Path:
+    found = wait_for(driver, lambda d: links(d, name))
+    found[0].click()
+    path = driver.downloads / name
+    wait_for(driver, lambda d: path.is_file() and path.stat().st_size > 0, timeout=60)
+    return path
+
+
+def test_two_objects_moved_by_dragging_equal_the_cli(app_url, browser, tmp_path):
+    """Open, click, refine and undo, brush, drag, move, edit the result, click, drag, move,
+    download: the page's commands, run by the CLI on the same files, make the same pixels."""
+    work = tmp_path / "cli"
+    work.mkdir()
+    photo = work / "rocket.png"
     Image.fromarray(data.rocket()).save(photo)
     browser.get(app_url)
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
 
-    # a mistake first: placing before anything is selected is a message, not a failure
+    # a mistake first: moving before anything is open is a message, not a failure
     browser.find_element(By.CSS_SELECTOR, "#move").click()
     wait_for(browser, lambda d: "⚠️" in status(d) and "open a photo" in status(d))
 
-    # 1. open the photo
+    # 1. open the photo: the editor shows it
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(photo))
     wait_for(browser, lambda d: "Opened rocket.png" in status(d))
-    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#photo img"))
+    wait_for(browser, lambda d: d.execute_script("return arguments[0].odEditor.ready()", editor(d)))
 
     # 2. click the rocket's body: the mask shows at once
     click_photo(browser, 322, 250)
     wait_for(browser, lambda d: "Selected" in status(d))
-    # the command box is a separate element: the browser may paint it a moment after the status
-    wait_for(browser, lambda d: "target.points=[[" in command(d), timeout=30)
+    first = shown_mask_area(browser)
+    assert first > 2000
 
-    # 3. place it: a click where the rocket should go
-    choose_mode(browser, "place")
-    click_photo(browser, 440, 200)
-    wait_for(browser, lambda d: "Placed" in status(d))
-    wait_for(browser, lambda d: "dx=" in command(d) and "dx=0 " not in command(d))
+    # 3. a click off the object refines the mask, undo takes that click back
+    choose_mode(browser, "not object")
+    click_photo(browser, 452, 300)  # the lightning tower the network took with the rocket
+    wait_for(browser, lambda d: "Selected" in status(d) and shown_mask_area(d) != first)
+    browser.find_element(By.CSS_SELECTOR, "#undo").click()
+    wait_for(browser, lambda d: "Undone" in status(d))
+    wait_for(browser, lambda d: abs(shown_mask_area(d) - first) < 1)
 
-    # 4. move, then download the output
+    # 4. the brush paints the tower off the mask
+    choose_mode(browser, "brush -")
+    size = browser.find_element(By.CSS_SELECTOR, "#radius input[type=number]")
+    size.clear()
+    size.send_keys("16", Keys.TAB)  # wider than the tower
+    radius = "return arguments[0].odEditor.view().radius"
+    wait_for(browser, lambda d: d.execute_script(radius, editor(d)) == 16)
+    drag_photo(browser, [(451, 120), (451, 220), (451, 300), (451, 405)])
+    wait_for(browser, lambda d: "Painted" in status(d))
+    painted = shown_mask_area(browser)
+    assert painted < first
+    snapshot(browser, "app-brushed")
+
+    # 5. drag the rocket 100 px left: dx follows, the command reads the painted mask
+    choose_mode(browser, "object")
+    drag_photo(browser, [(322, 250), (300, 250), (260, 252), (222, 250)], before_release="app-dragging")
+    wait_for(browser, lambda d: "Dragged" in status(d))
+    wait_for(browser, lambda d: "segmenter=mask" in command(d) and "dx=0 " not in command(d))
+    assert abs(int(browser.find_element(By.CSS_SELECTOR, "#dx input").get_attribute("value")) + 100) <= 2
+
+    # 6. move, then edit the result and move the right tower in it
     browser.find_element(By.CSS_SELECTOR, "#move").click()
     wait_for(browser, lambda d: "Moved by" in status(d), timeout=300)
     assert "Ghost score" in browser.find_element(By.ID, "report").text
-    links = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#downloads a"))
-    link = next(a for a in links if "output.png" in (a.get_attribute("href") or "") + a.text)
-    link.click()
-    downloaded = browser.downloads / "output.png"
-    wait_for(browser, lambda d: downloaded.is_file() and downloaded.stat().st_size > 0, timeout=60)
-
-    # the page's command, run by the CLI on the same file, makes the same pixels
-    shown = shlex.split(command(browser))
-    assert shown[0] == "displace" and shown[1] == "image=rocket.png", shown
-    assert any(a.startswith("dy=") and a != "dy=0" for a in shown), shown  # the click was above: up
-    run_dir = tmp_path / "cli"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "displace.py"),
-            f"image={photo}",
-            *shown[2:],
-            f"hydra.run.dir={run_dir}",
-            "logger=none",
-            "cache.enabled=false",
-        ],
-        capture_output=True,
-        text=True,
+    snapshot(browser, "app-moved")
+    browser.find_element(By.CSS_SELECTOR, "#edit-result").click()
+    wait_for(browser, lambda d: "Editing the result" in status(d))
+    choose_mode(browser, "box (2 clicks)")  # a box around the right tower: a click on it is too thin
+    click_photo(browser, 430, 112)
+    wait_for(browser, lambda d: "opposite corner" in status(d))
+    click_photo(browser, 471, 422)
+    wait_for(browser, lambda d: "Selected" in status(d) and "too small" not in status(d))
+    choose_mode(browser, "object")
+    drag_photo(browser, [(451, 300), (440, 300), (421, 300), (411, 300)])
+    wait_for(browser, lambda d: "Dragged" in status(d))
+    browser.find_element(By.CSS_SELECTOR, "#move").click()
+    wait_for(
+        browser,
+        lambda d: status(d).startswith("Moved by") and links(d, "step-2.png"),
         timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
-    assert proc.returncode == 0, proc.stderr
-    cli = np.asarray(Image.open(run_dir / "output.png"))
-    app = np.asarray(Image.open(downloaded))
+
+    snapshot(browser, "app-second")
+    # 7. download; the page's two commands, run by the CLI in a folder with the photo and the
+    # downloaded mask, make the same pixels
+    final = download(browser, "step-2.png")
+    shutil.copy(download(browser, "mask-1.png"), work / "mask-1.png")
+    lines = command(browser).splitlines()
+    assert (
+        len(lines) == 2
+        and lines[0].startswith("displace image=rocket.png")
+        and "output=step-1.png" in lines[0]
+    )
+    assert lines[1].startswith("displace image=step-1.png") and "output=step-2.png" in lines[1]
+    for step, line in enumerate(lines, 1):
+        shown = shlex.split(line)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "displace.py"),
+                *shown[1:],
+                f"hydra.run.dir={tmp_path / 'runs' / str(step)}",
+                "logger=none",
+                "cache.enabled=false",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=work,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        assert proc.returncode == 0, proc.stderr
+    app = np.asarray(Image.open(final))
+    cli = np.asarray(Image.open(work / "step-2.png"))
     assert app.shape == cli.shape == data.rocket().shape
     np.testing.assert_array_equal(app, cli)
-    assert not np.array_equal(app, data.rocket())  # something moved
+    moved_first = np.asarray(Image.open(work / "step-1.png"))
+    assert not np.array_equal(moved_first, data.rocket()) and not np.array_equal(app, moved_first)
 
     # another tab starts empty: it does not see this tab's photo or result
     browser.switch_to.new_window("tab")
     browser.get(app_url)
     wait_for(browser, lambda d: d.find_elements(By.ID, "status"))
     assert "Open a photo" in status(browser)
-    assert not browser.find_elements(By.CSS_SELECTOR, "#photo img")
-    shutil.rmtree(run_dir, ignore_errors=True)
+    assert not browser.execute_script("return arguments[0].odEditor.ready()", editor(browser))

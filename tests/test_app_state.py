@@ -1,29 +1,29 @@
 """The app's tab as pure transitions, tested without a browser or Gradio: clicks name the
 target, a place click gives the move, undo goes back, the tab's request is the CLI's, its
-preview is the edit's geometry. Two tests build the app's handlers (Gradio, no page): the
+drawn destination is the edit's geometry. Two tests build the app's handlers (Gradio, no page): the
 photo's size bound and the components ``experiment=paper`` chooses."""
 
 from __future__ import annotations
 
 import ast
 import inspect
+import json
 import shlex
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from object_displacement import app_state
+from object_displacement import app_state, app_view
 from object_displacement.api import load_pipeline
 from object_displacement.app_state import (
     BOX,
     MAX_UNDO,
     NOT_OBJECT,
     OBJECT,
-    PLACE,
     Settings,
     Tab,
     adjusted,
@@ -32,13 +32,18 @@ from object_displacement.app_state import (
     clicked,
     command,
     destination,
+    dragged,
+    edited,
+    mask_file,
     names_object,
     opened,
+    output_file,
     placed,
-    preview,
     prompted,
+    redone,
     request,
-    selection_view,
+    stroked,
+    too_small,
     undone,
     with_mask,
 )
@@ -89,7 +94,7 @@ def test_a_click_off_the_object_is_a_negative_point(tab):
 
 def test_a_box_is_two_clicks_in_any_order(tab, selected):
     first = clicked(selected, 61, 71, BOX)
-    assert first.corner == (61, 71) and first.box is None and not first.history[-1].corner
+    assert first.corner == (61, 71) and first.box is None and not first.history[-1].tab.corner
     boxed = clicked(first, 28, 38, BOX)
     assert boxed.corner is None and boxed.box == (28, 38, 62, 72)  # both corners inside, x1/y1 exclusive
     assert boxed.mask is None  # the selection changed: the pipeline finds the new mask
@@ -124,8 +129,10 @@ def test_undo_goes_back_one_step_at_a_time(tab, square_scene):
     three = placed(two, 120, 20)
     four = clicked(three, 10, 10, BOX)
     assert undone(four) == three
-    assert undone(three) == two and undone(three).mask is two.mask  # the mask comes back: no re-segmenting
-    assert undone(undone(three)) == one and undone(undone(three)).mask is mask
+    assert undone(three) == two  # the mask comes back: no re-segmenting
+    np.testing.assert_array_equal(undone(three).mask, two.mask)
+    assert undone(undone(three)) == one
+    np.testing.assert_array_equal(undone(undone(three)).mask, mask)
     assert undone(undone(undone(three))) == tab
     with pytest.raises(DisplacementError, match="nothing to undo"):
         undone(tab)
@@ -137,7 +144,7 @@ def test_undo_history_is_bounded(tab):
     for x in range(MAX_UNDO + 5):
         tab = clicked(tab, x, 3, OBJECT)
     assert len(tab.history) == MAX_UNDO
-    assert all(not past.history for past in tab.history)  # no history within a history
+    assert all(not past.tab.history for past in tab.history)  # no history within a history
 
 
 def test_the_tab_request_is_the_cli_request(selected):
@@ -204,20 +211,27 @@ def test_the_preview_outline_is_place_object(selected, square_scene, anchor):
     _, alpha, _ = place_object(image, mask, tab.dx, tab.dy, 2.0, True, anchor)
     np.testing.assert_array_equal(destination(tab, anchor), alpha >= 0.5)
     assert destination(selected, anchor) is None  # not placed: nothing to outline
-    assert_outlines(preview(tab, anchor), selection_view(tab), alpha >= 0.5)
+    assert_outlines(drawn_destination(tab, anchor), alpha >= 0.5)
 
 
-def assert_outlines(view: np.ndarray, under: np.ndarray, where: np.ndarray) -> None:
-    """``view`` is ``under`` with an outline drawn along the edge of ``where`` and nowhere else."""
-    drawn = np.any(view != under, axis=-1)
-    assert drawn.any()
+def drawn_destination(tab: Tab, anchor: str) -> np.ndarray:
+    """The destination as the editor draws it: the view's polygons filled even-odd."""
+    view = json.loads(app_view.view(tab, anchor))
+    drawn = np.zeros(tab.pixels.shape[:2], np.uint8)
+    for shape in view["destination"]:
+        outline = np.zeros_like(drawn)
+        cv2.fillPoly(outline, [np.round(np.asarray(shape) - 0.5).astype(np.int32)], 1)
+        drawn ^= outline
+    return drawn.astype(bool)
+
+
+def assert_outlines(drawn: np.ndarray, where: np.ndarray) -> None:
+    """The drawn destination is ``where`` but for a pixel along its edge."""
     inside = distance_to(~where)  # 0 outside, the depth into the mask inside
     outside = distance_to(where)
-    assert not (drawn & (inside > 2.5)).any() and not (drawn & (outside > 1.5)).any()
-    edge = where & (inside <= 1)
-    assert (drawn | ~edge).all()  # every edge pixel of the outer outline is drawn
-    x0, y0, x1, y1 = Candidate(drawn).bbox
-    assert np.abs(np.subtract((x0, y0, x1, y1), Candidate(where).bbox)).max() <= 1
+    assert drawn.any()
+    assert not (where & ~drawn & (inside > 1.5)).any() and not (drawn & ~where & (outside > 1.5)).any()
+    assert np.abs(np.subtract(Candidate(drawn).bbox, Candidate(where).bbox)).max() <= 1
 
 
 @pytest.mark.parametrize("anchor", ["center", "bottom"])
@@ -233,7 +247,7 @@ def test_the_preview_shows_where_a_real_edit_puts_the_object(tab, anchor):
     assert result.plan is not None and result.plan.move.anchor == anchor
     np.testing.assert_array_equal(result.mask, placed_tab.mask)
     np.testing.assert_array_equal(destination(placed_tab, defaults.anchor), result.plan.moved_mask)
-    assert_outlines(preview(placed_tab, defaults.anchor), selection_view(placed_tab), result.plan.moved_mask)
+    assert_outlines(drawn_destination(placed_tab, defaults.anchor), result.plan.moved_mask)
 
 
 def big_photo(path, width: int = 1200, height: int = 1000):
@@ -252,17 +266,21 @@ def test_a_photo_opens_within_the_run_size_bound(tmp_path):
 
 def test_the_app_reads_an_upload_with_the_pipeline_size_bound(tmp_path):
     """The page's upload handler reads the photo within the pipeline's ``max_megapixels``."""
-    from object_displacement.app import Handlers, Pipelines
+    from object_displacement.app import Handlers, Pipelines, Sessions
 
     photo = big_photo(tmp_path / "big.png")
     pipelines = Pipelines([*CHEAP, "max_megapixels=1"], cache_dir=str(tmp_path / "cache"))
-    on = Handlers(pipelines, root=str(tmp_path))
+    on = Handlers(pipelines, Sessions(str(tmp_path)))
+    me = SimpleNamespace(session_hash="tab-1")
     with pytest.warns(UserWarning, match="max_megapixels=1"):  # gr.Warning, outside a page
-        refused = on.open_photo(str(photo), None, None, *pipelines.choices)
+        refused = on.open_upload(me, str(photo), *pipelines.choices)
     assert refused[0].startswith("⚠️") and "max_megapixels=1" in refused[0]
+    assert str(tmp_path) not in refused[0]  # no server path in a message
     small = big_photo(tmp_path / "small.png", 800, 600)
-    status, _, tab, *_ = on.open_photo(str(small), None, None, *pipelines.choices)
+    status, *_ = on.open_upload(me, str(small), *pipelines.choices)
+    tab = on.sessions.peek("tab-1")
     assert status.startswith("Opened small.png (800x600)") and tab.pixels.shape == (600, 800, 3)
+    assert not small.exists()  # read into memory, the upload is not kept on the server
 
 
 @pytest.mark.parametrize("overrides", [["experiment=paper"], ["experiment=paper", "segmenter=grabcut"], []])
@@ -290,36 +308,94 @@ def test_the_state_module_needs_no_gradio():
     }
 
 
-def test_the_page_handlers_select_place_undo_and_move(tmp_path, square_scene):
-    """The handlers the page wires, called as Gradio calls them: each returns what its
-    outputs take, and the move is the edit of the tab's request."""
-    from object_displacement.app import Handlers, Pipelines
+def test_a_brush_stroke_paints_the_mask_on_and_off(selected, square_scene):
+    _, mask = square_scene
+    on = stroked(selected, [(100, 20), (120, 20)], radius=3)
+    assert on.mask[20, 100:121].all() and on.mask[17:24, 110].all() and not on.mask[16, 110]
+    assert (on.mask & ~mask).sum() == (on.mask.sum() - mask.sum())  # the square is kept
+    assert on.found is selected.found  # what the pipeline found stays, under the strokes
+    off = stroked(on, [(45, 55)], radius=4, add=False)
+    assert not off.mask[51:60, 45].any() and off.mask[45, 35]  # a round hole, the rest stays
+    assert off.brushed and names_object(off) and not selected.brushed
+    np.testing.assert_array_equal(undone(off).mask, on.mask)  # a stroke is one step
 
-    image, _ = square_scene
-    photo_file = tmp_path / "square.png"
-    PILImage.fromarray(image).save(photo_file)
-    pipelines = Pipelines(list(CHEAP), cache_dir=str(tmp_path / "cache"))
-    on, components = Handlers(pipelines, root=str(tmp_path)), pipelines.choices
 
-    def at(x: int, y: int) -> SimpleNamespace:  # what gr.SelectData gives a click on the photo
-        return SimpleNamespace(index=(x, y))
+def test_strokes_stay_painted_when_a_click_finds_a_new_mask(selected, square_scene):
+    _, mask = square_scene
+    painted_tab = stroked(selected, [(130, 100)], radius=5)
+    refined = with_mask(clicked(painted_tab, 10, 10, NOT_OBJECT), mask)
+    assert refined.mask[100, 130] and refined.mask[55, 45]  # found again, the stroke on top
 
-    status, _, tab, cli, *_ = on.open_photo(str(photo_file), None, None, *components)
-    assert status.startswith("Opened square.png (160x120)") and cli == ""
-    status, _, tab, _, _, cli = on.click(at(45, 55), OBJECT, tab, 1.0, False, *components)
-    assert status.startswith("Selected") and tab.mask is not None and "target.points=[[45,55]]" in cli
-    selected = tab
-    status, shown, tab, dx, dy, cli = on.click(at(110, 60), PLACE, tab, 2.0, True, *components)
-    assert status.startswith("Placed") and (dx, dy) == (tab.dx, tab.dy) != (0, 0)
-    assert "scale=2.0" in cli and "flip=true" in cli
-    np.testing.assert_array_equal(shown, preview(tab, "center"))
-    status, _, undone_tab, dx, dy, _ = on.undo(tab, *components)
-    assert undone_tab == replace(selected, scale=2.0, flip=True) and (dx, dy) == (0, 0)
-    status, _, _, _, tab, _ = on.move(tab, 2.0, True, *components, progress=lambda *a, **k: None)
-    assert status.startswith("Moved by"), status
-    downloaded = np.asarray(PILImage.open(Path(tab.folder) / "output.png"))
-    _, result = edit(load_pipeline(list(CHEAP)), request(tab, pipelines.get(components).defaults))
-    np.testing.assert_array_equal(downloaded, result.output)
-    with pytest.warns(UserWarning, match="nothing to undo"):  # gr.Warning, outside a page
-        status, *_ = on.undo(Tab(folder=tab.folder), *components)
-    assert status.startswith("⚠️") and "nothing to undo" in status
+
+def test_a_stroke_outside_the_photo_is_clipped(tab):
+    edge = stroked(tab, [(-50, -50), (5000, 5)], radius=2)
+    assert edge.mask.shape == tab.pixels.shape[:2] and edge.mask[0, 0] and edge.mask[:, -1].any()
+    with pytest.raises(DisplacementError, match="at least one point"):
+        stroked(tab, [], radius=2)
+
+
+def test_redo_brings_back_what_undo_took(selected):
+    one = stroked(selected, [(100, 20)], radius=3)
+    two = placed(one, 120, 20)
+    back = undone(undone(two))
+    assert back == selected and len(back.future) == 2
+    again = redone(back)
+    assert again == one
+    np.testing.assert_array_equal(again.mask, one.mask)
+    assert redone(again) == two and not redone(again).future
+    with pytest.raises(DisplacementError, match="nothing to redo"):
+        redone(two)
+    assert not clicked(back, 3, 3, OBJECT).future  # a new step: nothing left to redo
+
+
+def test_the_undo_history_keeps_masks_packed(tab):
+    big = Tab(source="s", name="s.png", pixels=np.zeros((3000, 4000, 3), np.uint8))
+    mask = np.zeros((3000, 4000), bool)
+    mask[100:2000, 300:3000] = True
+    for x in range(MAX_UNDO + 3):
+        big = stroked(with_mask(big, mask), [(x, 5)], radius=2)
+    kept = sum(s.found.bits.nbytes + (0 if s.mask is None else s.mask.bits.nbytes) for s in big.history)
+    assert kept <= MAX_UNDO * 2 * 4000 * 3000 / 8  # a bit a pixel: 1.5 MB a mask at 12 MP
+    assert all(s.tab.pixels is big.pixels for s in big.history)  # one photo, shared
+
+
+def test_a_drag_adds_to_the_move_with_dy_up(selected):
+    moved = dragged(selected, 30.4, -12.6)
+    assert (moved.dx, moved.dy) == (30, 13)  # dragged up the screen: dy > 0
+    assert (dragged(moved, -10, 20).dx, dragged(moved, -10, 20).dy) == (20, -7)
+    assert undone(moved) == selected
+    with pytest.raises(DisplacementError, match="click the object first"):
+        dragged(replace(selected, mask=None), 3, 3)
+
+
+def test_a_speck_is_not_an_object(tab):
+    speck = stroked(tab, [(80, 60)], radius=2)
+    assert too_small(speck)
+    assert not too_small(stroked(tab, [(40, 60), (100, 60)], radius=12))
+
+
+def test_a_brushed_tab_asks_for_its_mask_file(selected):
+    brushed = placed(stroked(selected, [(100, 20)], radius=3), 120, 20)
+    assert request(brushed, EditDefaults()).target is None  # the mask file names the object
+    settings = Settings(components=(("segmenter", "grabcut"), ("inpainter", "telea")))
+    shown = shlex.split(command(brushed, settings, output="step-1.png"))
+    assert "segmenter=mask" in shown and f"segmenter.path={mask_file(brushed)}" in shown
+    assert "segmenter=grabcut" not in shown and not any(p.startswith("target.") for p in shown)
+    assert shown[-1] == "output=step-1.png"
+    cli = config_request(compose_config([f"image={brushed.source}", *shown[2:-1]]))
+    assert cli == request(brushed, EditDefaults())
+
+
+def test_edit_the_result_chains_the_commands(selected):
+    first = placed(selected, 120, 20)
+    settings = Settings(components=(("segmenter", "grabcut"),))
+    line = command(first, settings, output=output_file(first))
+    output = np.zeros_like(first.pixels)
+    second = edited(first, output, f"/tabs/x/{output_file(first)}", line)
+    assert second.pixels is output and second.name == "step-1.png" and second.step == 2
+    assert second.mask is None and not second.history and second.folder == first.folder
+    assert command(second, settings) == line  # nothing named yet: the chain so far
+    then = placed(with_mask(clicked(second, 10, 10, OBJECT), selected.mask), 100, 30)
+    lines = command(then, settings).splitlines()
+    assert lines[0] == line and lines[1].startswith("displace image=step-1.png")
+    assert mask_file(then) == "mask-2.png" and output_file(then) == "step-2.png"
