@@ -232,9 +232,14 @@ def test_two_objects_moved_by_dragging_equal_the_cli(app_url, browser, tmp_path)
     choose_mode(browser, "not object")
     click_photo(browser, 452, 300)  # the lightning tower the network took with the rocket
     wait_for(browser, lambda d: "Selected" in status(d) and shown_mask_area(d) != first)
-    browser.find_element(By.CSS_SELECTOR, "#undo").click()
-    wait_for(browser, lambda d: "Undone" in status(d))
+    refined = shown_mask_area(browser)
+    webdriver.ActionChains(browser).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    wait_for(browser, lambda d: "Undone (1 to undo, 1 to redo)" in status(d))  # Ctrl+Z: one step
     wait_for(browser, lambda d: abs(shown_mask_area(d) - first) < 1)
+    browser.find_element(By.CSS_SELECTOR, "#redo").click()
+    wait_for(browser, lambda d: "Redone" in status(d) and abs(shown_mask_area(d) - refined) < 1)
+    browser.find_element(By.CSS_SELECTOR, "#undo").click()
+    wait_for(browser, lambda d: "Undone" in status(d) and abs(shown_mask_area(d) - first) < 1)
 
     # 4. the brush paints the tower off the mask
     choose_mode(browser, "brush -")

@@ -69,7 +69,9 @@ def click(app, x: int, y: int, mode: str = OBJECT, radius: float = 4):
 
 
 def moved(app, keep_format: bool = False):
-    return app.on.move(app.me, no_progress, 1.0, False, keep_format, *app.c)
+    """Move, with the dx/dy boxes showing the tab's move (as the page keeps them)."""
+    tab = app.on.sessions.peek("me")
+    return app.on.move(app.me, no_progress, tab.dx, tab.dy, 1.0, False, keep_format, *app.c)
 
 
 def test_a_dragged_brushed_move_is_the_command_it_shows(app, photo, tmp_path):
@@ -116,6 +118,7 @@ def test_a_new_photo_clears_what_belonged_to_the_old_one(app, photo):
     tab = app.on.sessions.peek("me")
     assert tab.mask is None and tab.result is None and not tab.history and not tab.earlier
     assert json.loads(view)["mask"] == []
+    assert not list(Path(tab.folder).iterdir())  # the old photo's downloads are gone
 
 
 def test_a_failed_move_clears_the_previous_result(app, photo):
@@ -214,7 +217,7 @@ def test_edit_the_result_moves_a_second_object_in_the_output(app, photo):
 
 
 def test_sessions_are_bounded_and_released(tmp_path):
-    sessions = Sessions(str(tmp_path), capacity=2, idle_s=60)
+    sessions = Sessions(str(tmp_path), capacity=2, idle_s=60, grace_s=5)
     folders = {}
     for key in "abc":
         with sessions.use(key, fresh=True) as session:
@@ -225,13 +228,37 @@ def test_sessions_are_bounded_and_released(tmp_path):
         pass
     with pytest.raises(DisplacementError, match="open a photo first"), sessions.use("new"):  # never seen
         pass
-    sessions.close("b")  # the browser tab closed
-    assert sessions.peek("b") is None and not folders["b"].exists()
+    sessions.close("b")  # the browser tab closed, or its connection dropped: kept a grace period
+    assert sessions.peek("b") is not None
+    sessions.kept["b"].used -= 6
+    sessions.close("c")
+    assert sessions.peek("b") is None and not folders["b"].exists()  # released after the grace
+    with sessions.use("c"):  # the connection came back in time: the work is there
+        pass
     sessions.kept["c"].used -= 61  # idle past the bound
     with sessions.use("d", fresh=True):
         pass
     assert sessions.peek("c") is None and not folders["c"].exists() and len(sessions) == 1
     assert EXPIRED.startswith("this tab's session expired")
+
+
+def test_a_busy_session_is_never_released_under_its_action(tmp_path):
+    """A long Move in one tab while others open photos past capacity: its tab and folder
+    stay until the Move is done."""
+    sessions = Sessions(str(tmp_path), capacity=1, idle_s=60)
+    with sessions.use("moving", fresh=True) as session:
+        folder = Path(session.tab.folder)
+        for key in "xyz":
+            with sessions.use(key, fresh=True):
+                pass
+        sessions.close("moving")
+        sessions.kept["moving"].used -= 1000
+        with sessions.use("w", fresh=True):
+            pass
+        assert sessions.peek("moving") is not None and folder.is_dir()
+    with sessions.use("v", fresh=True):
+        pass
+    assert sessions.peek("moving") is None and not folder.exists()  # released once done
 
 
 def test_one_tab_does_not_wait_on_another(tmp_path, app, photo):

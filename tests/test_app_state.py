@@ -35,6 +35,7 @@ from object_displacement.app_state import (
     dragged,
     edited,
     mask_file,
+    moved,
     names_object,
     opened,
     output_file,
@@ -391,7 +392,11 @@ def test_edit_the_result_chains_the_commands(selected):
     settings = Settings(components=(("segmenter", "grabcut"),))
     line = command(first, settings, output=output_file(first))
     output = np.zeros_like(first.pixels)
-    second = edited(first, output, f"/tabs/x/{output_file(first)}", line)
+    with pytest.raises(DisplacementError, match="Move first"):
+        edited(first, "/tabs/x/step-1.png")
+    made = moved(first, output, line)
+    later = dragged(made, 30, 0)  # moved on after the Move: the chain keeps what made the output
+    second = edited(later, f"/tabs/x/{output_file(first)}")
     assert second.pixels is output and second.name == "step-1.png" and second.step == 2
     assert second.mask is None and not second.history and second.folder == first.folder
     assert command(second, settings) == line  # nothing named yet: the chain so far

@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,9 @@ MAX_SESSIONS = 24
 last result and a packed undo history (about 110 MB for a 12 MP photo)."""
 IDLE_MINUTES = 30.0
 """A tab idle this long is released (its photo, result and downloads)."""
+CLOSE_GRACE_S = 120.0
+"""A closed tab is released this long after (Gradio also says "closed" when a connection
+drops; one that comes back in time keeps its work)."""
 MAX_UPLOAD_MB = 100
 MAX_CACHE_MB = 512
 """The app's stage cache (segmentations per photo and clicks) keeps its newest entries
@@ -91,21 +94,32 @@ class Session:
 
     tab: Tab
     used: float
-    lock: threading.Lock
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    busy: int = 0
+    """Actions holding or waiting for the lock: a busy session is never released."""
 
 
 class Sessions:
-    """The tabs' state, keyed by Gradio's session hash: at most ``capacity`` kept, each
-    dropped when its browser tab closes, when idle for ``idle_s`` seconds, or when the
-    least recently used beyond capacity; its downloads folder goes with it."""
+    """The tabs' state, keyed by Gradio's session hash: at most ``capacity`` kept (beyond,
+    the one idle longest goes), each released when idle for ``idle_s`` seconds or
+    ``grace_s`` after its browser tab closed (a dropped connection that comes back within it
+    keeps its work); its downloads folder goes with it. A session with an action running is
+    never released under it."""
 
-    def __init__(self, root: str, capacity: int = MAX_SESSIONS, idle_s: float = IDLE_MINUTES * 60) -> None:
+    def __init__(
+        self,
+        root: str,
+        capacity: int = MAX_SESSIONS,
+        idle_s: float = IDLE_MINUTES * 60,
+        grace_s: float = CLOSE_GRACE_S,
+    ) -> None:
         self.root = root
         self.capacity = capacity
         self.idle_s = idle_s
+        self.grace_s = grace_s
         self.kept: OrderedDict[str, Session] = OrderedDict()
         self.expired: deque[str] = deque(maxlen=1000)
-        """The last sessions released for idling or capacity: their tabs are told so."""
+        """The last sessions released: their tabs are told so."""
         self.guard = threading.Lock()
 
     def __len__(self) -> int:
@@ -117,41 +131,52 @@ class Sessions:
         that raises keeps the tab as it was. ``fresh``: a new session may start here (opening
         a photo); elsewhere a missing one is :data:`EXPIRED`."""
         with self.guard:
-            self.sweep()
             session = self.kept.get(key)
             if session is None:
                 if not fresh:
                     raise DisplacementError(EXPIRED if key in self.expired else NO_PHOTO)
                 folder = tempfile.mkdtemp(dir=self.root, prefix="tab-")
-                session = self.kept[key] = Session(Tab(folder=folder), time.monotonic(), threading.Lock())
-                while len(self.kept) > self.capacity:
-                    self._drop(next(iter(self.kept)))
+                session = self.kept[key] = Session(Tab(folder=folder), time.monotonic())
+            session.busy += 1
+            session.used = time.monotonic()  # a tab that acts is not idle, nor closed
             self.kept.move_to_end(key)
-        with session.lock:
-            yield session
-            session.used = time.monotonic()
+            self.sweep()
+        try:
+            with session.lock:
+                yield session
+        finally:
+            with self.guard:
+                session.busy -= 1
+                session.used = time.monotonic()
 
     def peek(self, key: str) -> Tab | None:
         session = self.kept.get(key)
         return None if session is None else session.tab
 
     def close(self, key: str) -> None:
-        """The browser tab is gone: release what it held."""
+        """The browser tab is gone (or its connection dropped): release it after ``grace_s``."""
         with self.guard:
-            self._drop(key, expired=False)
+            session = self.kept.get(key)
+            if session is not None:
+                session.used = min(session.used, time.monotonic() - self.idle_s + self.grace_s)
+            self.sweep()
 
     def sweep(self) -> None:
-        """Release the tabs idle past ``idle_s`` (called on every action; caller holds guard)."""
+        """Release the idle tabs and those beyond capacity, never a busy one (caller holds
+        ``guard``; every action calls it)."""
         now = time.monotonic()
-        for key in [k for k, s in self.kept.items() if now - s.used > self.idle_s and not s.lock.locked()]:
+        for key in [k for k, s in self.kept.items() if now - s.used > self.idle_s and not s.busy]:
+            self._drop(key)
+        idle_first = sorted((s.used, k) for k, s in self.kept.items() if not s.busy)
+        for _, key in idle_first[: max(0, len(self.kept) - self.capacity)]:
             self._drop(key)
 
-    def _drop(self, key: str, expired: bool = True) -> None:
+    def _drop(self, key: str) -> None:
         session = self.kept.pop(key, None)
-        if session is not None and expired:
+        if session is not None:
             self.expired.append(key)
-        if session is not None and session.tab.folder:
-            shutil.rmtree(session.tab.folder, ignore_errors=True)
+            if session.tab.folder:
+                shutil.rmtree(session.tab.folder, ignore_errors=True)
 
 
 class Pipelines:
@@ -261,6 +286,13 @@ def friendly(
     return wrap
 
 
+def emptied(tab: Tab) -> Tab:
+    """``tab`` with its downloads folder emptied: a new photo's downloads are its own."""
+    for path in Path(tab.folder).iterdir() if tab.folder else ():
+        path.unlink(missing_ok=True)
+    return tab
+
+
 def session_key(request: Any) -> str:
     """Gradio's id of the browser tab (the same for every event the tab sends)."""
     key = getattr(request, "session_hash", None)
@@ -315,7 +347,8 @@ class Handlers:
         try:
             with self.sessions.use(session_key(request), fresh=True) as session:
                 defaults = self.pipelines.get(components).defaults
-                session.tab = app_state.opened(upload, Path(upload).name, defaults, folder=session.tab.folder)
+                tab = app_state.opened(upload, Path(upload).name, defaults, folder=session.tab.folder)
+                session.tab = emptied(tab)
                 return (*self.open_tab(session.tab, components, OBJECT), None)
         finally:
             Path(upload).unlink(missing_ok=True)  # read into memory: the upload is not kept
@@ -328,7 +361,7 @@ class Handlers:
         with self.sessions.use(session_key(request), fresh=True) as session:
             defaults = self.pipelines.get(components).defaults
             source = f"{SAMPLE_PREFIX}{sample}"
-            session.tab = app_state.opened(source, source, defaults, folder=session.tab.folder)
+            session.tab = emptied(app_state.opened(source, source, defaults, folder=session.tab.folder))
             return (*self.open_tab(session.tab, components, OBJECT), None)
 
     @friendly(outputs=5)
@@ -467,15 +500,20 @@ class Handlers:
         self,
         request: gr.Request,
         progress: Any = gr.Progress(),  # noqa: B008 (Gradio's way to ask for a progress bar)
+        dx: Any = None,
+        dy: Any = None,
         scale: float = 1.0,
         flip: bool = False,
         keep_format: bool = False,
         *components: str,
     ):
-        """-> status, before/after, downloads, report, command."""
+        """The move the page shows (its dx/dy boxes, scale and flip). -> status, before/after,
+        downloads, report, command."""
         with self.sessions.use(session_key(request)) as session:
-            tab = app_state.adjusted(session.tab, scale=number(scale, 1), flip=bool(flip))
-            session.tab = replace(tab, result=None)  # a failed move leaves no old result behind
+            tab = app_state.adjusted(
+                session.tab, dx=number(dx), dy=number(dy), scale=number(scale, 1), flip=bool(flip)
+            )
+            session.tab = app_state.moved(tab, None, "")  # a failed move leaves no old result behind
             if tab.pixels is None:
                 raise DisplacementError(NO_PHOTO)
             progress(0.05, desc="loading the components")
@@ -498,7 +536,8 @@ class Handlers:
             if keep_format and suffix and suffix != ".png" and not tab.name.startswith(SAMPLE_PREFIX):
                 files.insert(0, str(write_image(written.with_suffix(suffix), result.output)))
             files += sorted(str(f) for f in folder.glob("*.png") if str(f) not in files)  # the chain's
-            session.tab = replace(tab, result=result.output)
+            cli = app_state.command(tab, settings, output=written.name)
+            session.tab = app_state.moved(tab, result.output, cli.splitlines()[-1])
             move = request_.move
             status = (
                 f"Moved by dx={move.dx}, dy={move.dy}. Drag the slider to compare; "
@@ -506,7 +545,6 @@ class Handlers:
             )
             factor = app_view.display_factor(*tab.pixels.shape[:2])
             compare = (app_view.resized(tab.pixels, factor), app_view.resized(result.output, factor))
-            cli = app_state.command(tab, settings, output=written.name)
             return (status, compare, files, report(metrics), cli)
 
     @friendly(outputs=12)
@@ -514,12 +552,8 @@ class Handlers:
         """The last move's output becomes the photo. -> the outputs of :meth:`open_tab`."""
         with self.sessions.use(session_key(request)) as session:
             tab = session.tab
-            if tab.result is None:
-                raise DisplacementError("nothing to edit yet: Move first, then edit the result")
-            settings = self.pipelines.page_settings(components)
             source = Path(tab.folder) / app_state.output_file(tab)
-            cli = app_state.command(tab, settings, output=source.name).splitlines()[-1]
-            session.tab = app_state.edited(tab, tab.result, str(source), cli)
+            session.tab = app_state.edited(tab, str(source))
             opened = self.open_tab(session.tab, components, OBJECT)
             status = f"Editing the result ({source.name}): click the next object to move."
             return (status, *opened[1:])
@@ -651,7 +685,9 @@ def build_app(
         upload.upload(on.open_upload, [upload, *groups], [*opened, sample], **limit)
         sample.input(on.open_sample, [sample, *groups], [*opened, upload], **limit)
         acted = [status, editor, dx, dy, cli]
-        editor.submit(on.act, [mode, radius, scale, flip, *groups], acted, **limit)
+        # every click and stroke counts (the tab's lock runs them in turn); a typed box counts
+        # once it settles
+        editor.submit(on.act, [mode, radius, scale, flip, *groups], acted, trigger_mode="multiple", **limit)
         for control in (mode, radius, *groups):
             control.change(on.view_changed, [mode, radius, *groups], acted, **limit)
         find_button.click(
@@ -662,11 +698,15 @@ def build_app(
         clear_button.click(on.clear, [mode, radius, *groups], acted, **limit)
         for control in (dx, dy, scale, flip):
             control.input(
-                on.adjust, [dx, dy, scale, flip, mode, radius, *groups], [status, editor, cli], **limit
+                on.adjust,
+                [dx, dy, scale, flip, mode, radius, *groups],
+                [status, editor, cli],
+                trigger_mode="always_last",
+                **limit,
             )
         move_button.click(
             on.move,
-            [scale, flip, keep_format, *groups],
+            [dx, dy, scale, flip, keep_format, *groups],
             [status, compare, downloads, report_box, cli],
             **limit,
         )

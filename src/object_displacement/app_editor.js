@@ -6,7 +6,8 @@
 //   {kind: "drag", dx, dy}               the object dragged (screen right and down)
 //   {kind: "stroke", points, radius}     a brush stroke (mode brush +/-)
 // Wheel zooms about the pointer; the right or middle button (or shift + drag) pans; the
-// buttons zoom, fit and undo. Outlines are 2 screen pixels wide at any zoom.
+// buttons zoom and fit; Ctrl+Z / Ctrl+Shift+Z undo and redo. Outlines are 2 screen pixels
+// wide at any zoom.
 const canvas = element.querySelector("canvas");
 const ctx = canvas.getContext("2d");
 const DRAG_START = 4; // screen px a press must travel to be a drag, not a click
@@ -185,12 +186,18 @@ function local(event) {
   return [event.clientX - rect.left, event.clientY - rect.top];
 }
 
+// Whether a press at photo pixel (x, y) grabs the object: on it where it stands now (the
+// destination, or the mask before a move), or in the box of its moved cut-out (so an object
+// dragged off the photo can be grabbed back).
 function onObject(x, y) {
   if (!shown || !shown.mask.length) return false;
-  if (inside(shown.destination, x, y)) return true;
   const m = shown.move;
   if (!m.dx && !m.dy && m.scale === 1 && !m.flip) return inside(shown.mask, x, y);
-  return false;
+  if (inside(shown.destination, x, y)) return true;
+  const [x0, y0, x1, y1] = shown.cutout.box, [ax, ay] = shown.anchor;
+  const xs = [x0, x1].map((v) => ax + m.dx + (m.flip ? -1 : 1) * m.scale * (v - ax));
+  const ys = [y0, y1].map((v) => ay - m.dy + m.scale * (v - ay));
+  return x >= Math.min(...xs) && x <= Math.max(...xs) && y >= Math.min(...ys) && y <= Math.max(...ys);
 }
 
 canvas.addEventListener("contextmenu", (e) => e.preventDefault());
@@ -264,6 +271,24 @@ element.querySelector(".od-zoom-in").addEventListener("click", () => zoomBy(1.5)
 element.querySelector(".od-zoom-out").addEventListener("click", () => zoomBy(1 / 1.5));
 element.querySelector(".od-fit").addEventListener("click", () => { fit(); draw(); });
 new ResizeObserver(() => { if (!fitted) fit(); draw(); }).observe(canvas);
+
+// Ctrl+Z undoes, Ctrl+Shift+Z or Ctrl+Y redoes (the page's buttons), unless typing in a box.
+function onKey(event) {
+  const el = document.activeElement;
+  const typing = el && (el.tagName === "TEXTAREA" || el.isContentEditable ||
+    (el.tagName === "INPUT" && !["radio", "checkbox", "button", "range"].includes(el.type)));
+  if (typing || !(event.ctrlKey || event.metaKey)) return;
+  const key = event.key.toLowerCase();
+  const button = key === "y" || (key === "z" && event.shiftKey) ? "#redo" : key === "z" ? "#undo" : null;
+  if (button && document.querySelector(button)) {
+    event.preventDefault();
+    document.querySelector(button).click();
+  }
+}
+if (!window.odEditorKeys) { // once per page, however often the editor mounts
+  window.odEditorKeys = true;
+  document.addEventListener("keydown", onKey);
+}
 
 // For tests and for scripts: photo pixels to the canvas's client pixels and back.
 canvas.odEditor = { toScreen, toPhoto, view: () => shown, ready: () => Boolean(photo) };

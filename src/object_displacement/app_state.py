@@ -49,7 +49,7 @@ MAX_STROKE_POINTS = 2000
 NO_PHOTO = "open a photo first (upload one or pick a sample)"
 NOTHING_SELECTED = "nothing selected: click the object (or draw a box, or find by text)"
 NOT_MOVED = "the object is not moved: choose 'place' and click where it should go"
-OWN_KEYS = ("image", "target", "dx", "dy", "segmenter", "output")
+OWN_KEYS = ("image", "target", "dx", "dy", "output")
 """Settings the tab itself gives the command: the app's overrides of them never reach it."""
 
 
@@ -116,6 +116,8 @@ class Tab:
     """Where the app writes this tab's downloads."""
     result: Image | None = field(default=None, repr=False, compare=False)
     """The last move's output, which "edit the result" opens as the next photo."""
+    made: str = ""
+    """The command line that made ``result`` (as it was at that Move, whatever came after)."""
     earlier: tuple[str, ...] = ()
     """The commands of the edits that made this photo ("edit the result"), in order: each
     writes the next one's photo."""
@@ -156,18 +158,25 @@ def opened(source: str, name: str, defaults: EditDefaults, folder: str = "") -> 
     )
 
 
-def edited(tab: Tab, output: Image, source: str, command_line: str) -> Tab:
-    """The tab on the edit's ``output`` (written at ``source``), to move another object:
-    nothing selected, the same scale and flip, ``command_line`` (the edit that made it,
-    writing ``source``) first in its chain. Undo does not go back across it."""
+def moved(tab: Tab, output: Image | None, command_line: str) -> Tab:
+    """The tab after a Move made ``output`` by ``command_line`` (not a step undo takes back)."""
+    return replace(tab, result=output, made=command_line)
+
+
+def edited(tab: Tab, source: str) -> Tab:
+    """The tab on its last Move's output (written at ``source``), to move another object:
+    nothing selected, the same scale and flip, the command that made it (writing
+    ``source``) last in its chain. Undo does not go back across it."""
+    if tab.result is None:
+        raise DisplacementError("nothing to edit yet: Move first, then edit the result")
     return Tab(
         source=source,
         name=Path(source).name,
-        pixels=output,
+        pixels=tab.result,
         scale=tab.scale,
         flip=tab.flip,
         folder=tab.folder,
-        earlier=(*tab.earlier, command_line),
+        earlier=(*tab.earlier, tab.made),
     )
 
 
@@ -393,7 +402,7 @@ def command(tab: Tab, settings: Settings, output: str = "") -> str:
         if tab.points:
             parts += [f"target.points={_listed(tab.points)}", f"target.labels={_listed(tab.labels)}"]
     parts += [f"dx={tab.dx}", f"dy={tab.dy}"]
-    written = set(OWN_KEYS)
+    written = set(OWN_KEYS) | ({"segmenter"} if tab.brushed else set())  # the mask file is the segmenter
     if tab.scale != settings.defaults.scale:
         parts.append(f"scale={float(tab.scale)!r}")  # repr: the shortest text that reads back the same
         written.add("scale")
@@ -439,7 +448,7 @@ def _step(tab: Tab, **changes: object) -> Tab:
 
 
 def _saved(tab: Tab) -> Saved:
-    bare = replace(tab, found=None, mask=None, result=None, history=(), future=())
+    bare = replace(tab, found=None, mask=None, result=None, made="", history=(), future=())
     found = None if tab.found is None else Packed(tab.found)
     if tab.mask is None:
         return Saved(bare, found, None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
+import uuid
 import weakref
 from typing import Any
 
@@ -53,17 +55,32 @@ def data_url(image: Image, kind: str = "jpeg") -> str:
     return f"data:image/{kind};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-_URLS: dict[int, str] = {}
-"""Each open photo's display JPEG, dropped with the photo: encoded once, not per click."""
+_URLS: dict[int, tuple[str, str]] = {}
+"""Each open photo's name for the browser and display JPEG, dropped with the photo:
+encoded once, not per click."""
+
+
+_ENCODING = threading.Lock()
+
+
+def _shown(pixels: Image) -> tuple[str, str]:
+    key = id(pixels)
+    with _ENCODING:  # two tabs' threads: one encoding, one name for the photo
+        if key not in _URLS:
+            _URLS[key] = (uuid.uuid4().hex, data_url(resized(pixels, display_factor(*pixels.shape[:2]))))
+            weakref.finalize(pixels, _URLS.pop, key, None)
+        return _URLS[key]
 
 
 def photo_url(pixels: Image) -> str:
     """The display-size JPEG of a photo, encoded on its first showing."""
-    key = id(pixels)
-    if key not in _URLS:
-        _URLS[key] = data_url(resized(pixels, display_factor(*pixels.shape[:2])))
-        weakref.finalize(pixels, _URLS.pop, key, None)
-    return _URLS[key]
+    return _shown(pixels)[1]
+
+
+def photo_key(pixels: Image) -> str:
+    """A name of the photo unique to it (not its ``id``, which a later photo may reuse):
+    the editor decodes a photo once per name."""
+    return _shown(pixels)[0]
 
 
 def polygons(mask: Mask, factor: float) -> list[list[list[float]]]:
@@ -98,7 +115,12 @@ def view(tab: Tab, anchor: str = "center", mode: str = "", radius: int = 0) -> s
     height, width = tab.pixels.shape[:2]
     factor = display_factor(height, width)
     shown: dict[str, Any] = {
-        "photo": {"url": photo_url(tab.pixels), "width": width, "height": height, "key": id(tab.pixels)},
+        "photo": {
+            "url": photo_url(tab.pixels),
+            "width": width,
+            "height": height,
+            "key": photo_key(tab.pixels),
+        },
         "points": [list(p) for p in tab.points],
         "labels": list(tab.labels),
         "box": None if tab.box is None else list(tab.box),
