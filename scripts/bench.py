@@ -34,6 +34,7 @@ CASES = {
     "salient-point": "IS-Net from a point on the astronaut: crops from a quarter of the photo up",
     "app-clicks": "the app's clicks on the 1024 px astronaut: a point, then 2 refining clicks (wall s)",
     "app-clicks-12mp": "app-clicks on the astronaut upscaled to 4000x3000",
+    "app-view-12mp": "what the app's editor gets per action on a 4000x3000 photo, against a full-size PNG",
     "grabcut": "GrabCut on a box (classical segmenter)",
     "patchmatch": "PatchMatch fill of a 260x660 px ellipse (classical inpainter)",
     "shadow-12mp": "the shadow stage (find, lift, cast) on a benchmark shadow scene upscaled to 4000x3000",
@@ -123,6 +124,8 @@ def run_case(name: str) -> dict:
         return run_help_case()
     if name.startswith("app-clicks"):
         return run_clicks_case(name)
+    if name == "app-view-12mp":
+        return run_view_case()
     if name.startswith("edit-"):
         return run_edit_case(name)
     if name.startswith("text-"):
@@ -296,6 +299,47 @@ def run_clicks_case(name: str) -> dict:
         "first": walls[0],
         "later": max(walls[1:]),
     }
+
+
+def run_view_case() -> dict:
+    """The editor's view of a 12 MP photo with a selected, dragged object (app_view): the
+    photo's JPEG encoded once, then each action's view (polygons, cut-out, destination),
+    against the full-size PNG the page sent per click before the editor."""
+    import io
+
+    from PIL import Image as PILImage
+    from skimage import data
+
+    from object_displacement import app_view
+    from object_displacement.app_state import OBJECT, Tab, clicked, dragged, with_mask
+
+    image = cv2.resize(data.astronaut(), (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    mask = np.zeros(image.shape[:2], bool)
+    x0, y0, x1, y1 = (
+        round(v * 4000 / 512) if i % 2 == 0 else round(v * 3000 / 512)
+        for i, v in enumerate((352, 0, 475, 290))
+    )
+    mask[y0:y1, x0:x1] = cv2.resize(data.astronaut()[0:290, 352:475, 0], (x1 - x0, y1 - y0)) > 90
+    tab = with_mask(clicked(Tab(source="s", name="a.png", pixels=image), 3000, 1000, OBJECT), mask)
+    first, wall_first, cpu_first = timed(lambda: app_view.view(tab))
+    moved = dragged(tab, -400, 120)
+    later, wall_later, cpu_later = timed(lambda: app_view.view(moved))
+    png, _, cpu_png = timed(lambda: _png_bytes(image, io, PILImage))
+    return {
+        "case": "app-view-12mp",
+        "stage": f"first view {wall_first:.2f}, an action's view {wall_later:.2f} (wall s)",
+        "seconds": round(wall_first + wall_later, 2),
+        "cpu_seconds": round(cpu_first + cpu_later, 2),
+        "peak_mb": peak_rss_mb(),
+        "items": f"{len(first) / 1e3:.0f} kB, then {len(later) / 1e3:.0f} kB an action; a full-size PNG "
+        f"{png / 1e6:.1f} MB ({cpu_png:.2f} CPU s to encode)",
+    }
+
+
+def _png_bytes(image: np.ndarray, io, pil) -> int:
+    buffer = io.BytesIO()
+    pil.fromarray(image).save(buffer, format="PNG")
+    return len(buffer.getvalue())
 
 
 def run_process_case() -> dict:
