@@ -9,6 +9,7 @@ table in docs/bad-inputs.md lists the same command-line cases (checked by the la
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -16,6 +17,7 @@ import pickle
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -79,7 +81,28 @@ def files(tmp_path_factory) -> dict[str, Path]:
     junk.write_bytes(os.urandom(4096))
     evil = folder / "evil.pth"
     evil.write_bytes(pickle.dumps(RunsCode()))
-    return {"cat": cat, "huge": huge, "bomb": bomb, "dir": a_dir, "file": a_file, "junk": junk, "evil": evil}
+    truncated = folder / "truncated.jpg"  # a download that stopped half-way
+    truncated.write_bytes(cat.read_bytes()[: cat.stat().st_size // 2])
+    loop = folder / "loop.jpg"
+    os.symlink(folder / "loop-back.jpg", loop)
+    os.symlink(loop, folder / "loop-back.jpg")
+    fifo = folder / "edits.csv"
+    os.mkfifo(fifo)
+    device_link = folder / "out-full.png"
+    os.symlink("/dev/full", device_link)
+    return {
+        "cat": cat,
+        "huge": huge,
+        "bomb": bomb,
+        "dir": a_dir,
+        "file": a_file,
+        "junk": junk,
+        "evil": evil,
+        "truncated": truncated,
+        "loop": loop,
+        "fifo": fifo,
+        "device_link": device_link,
+    }
 
 
 class RunsCode:
@@ -103,6 +126,38 @@ CLI_ERRORS = [
         ["image={bomb}", "target.box=[1,1,50,50]", "dx=5"], "max_megapixels=50", id="image-900MP-bomb"
     ),
     pytest.param(["image=skimage:download_all"], "unknown sample image", id="skimage-function"),
+    pytest.param(
+        ["image={truncated}", "target.point=[200,150]", "dx=5"], "the file is truncated", id="image-truncated"
+    ),
+    pytest.param(
+        ["image={loop}", "target.point=[200,150]", "dx=5"], "loop of symbolic links", id="image-link-loop"
+    ),
+    pytest.param(
+        ["image=/dev/zero", "target.point=[200,150]", "dx=5"], "not a regular file", id="image-device"
+    ),
+    pytest.param(
+        ["+dataset.manifest={fifo}", "+dataset.name=x"],
+        "edits.csv is not a regular file",
+        id="manifest-fifo",
+    ),
+    pytest.param(
+        ["+dataset.manifest={dir}", "+dataset.name=x"], "is a folder, not a file", id="manifest-folder"
+    ),
+    pytest.param(
+        ["image={cat}", "target.point='20'", "dx=5"],
+        "target.point needs 2 numbers of pixels, got '20'",
+        id="point-quoted",
+    ),
+    pytest.param(
+        ["image={cat}", "target.points=[[200,150]]", "target.labels='1'", "dx=5"],
+        "target.labels needs a list, got '1'",
+        id="labels-quoted",
+    ),
+    pytest.param(
+        ["image={cat}", "target.points=[200,150]", "dx=5"],
+        "target.points needs a list of points",
+        id="points-one-point",
+    ),
     pytest.param(["image={cat}", "target.box=[140,40,330,300]", "dx=inf"], "dx must be", id="dx-inf"),
     pytest.param(["image={cat}", "target.box=[0,0,inf,inf]", "dx=5"], "target.box needs 4", id="box-inf"),
     pytest.param(
@@ -126,9 +181,28 @@ CLI_ERRORS = [
     ),
     pytest.param(["scale=-1"], "scale must be", id="scale-negative"),
     pytest.param(
+        ["image={cat}", "target.box=[140,40,330,300]", "dx=5", "scale=100"],
+        "at most 2 times the 451x300 photo in each side",
+        id="scale-100",
+    ),
+    pytest.param(
         ["inpainter.patch_size=abc"], "inpainter.patch_size must be a whole number", id="patch_size-abc"
     ),
     pytest.param(["mask_policy.seam=-5"], "mask_policy: seam must be 0 or more", id="seam-negative"),
+    pytest.param(
+        ["seed=123456789012345678901234567890"], "seed must be between 0 and 4294967295", id="seed-huge"
+    ),
+    pytest.param(
+        ["inpainter.patch_size=100000"], "inpainter.patch_size must be between 1 and 31", id="patch-size-huge"
+    ),
+    pytest.param(
+        ["inpainter.workers=-1"], "inpainter.workers must be between 0 and 256", id="workers-negative"
+    ),
+    pytest.param(
+        ["segmenter=grabcut", "segmenter.iterations=1000000"],
+        "segmenter.iterations must be between 1 and 50",
+        id="iterations-huge",
+    ),
     pytest.param(
         ["shadow.min_attenuation=1.5"],
         "shadow: min_attenuation and min_depth must be between 0 and 1",
@@ -142,6 +216,7 @@ CLI_ERRORS = [
     # outputs
     pytest.param(["output={dir}"], "it is a directory", id="output-is-a-directory"),
     pytest.param(["output={file}/out.png"], "is not a directory", id="output-folder-is-a-file"),
+    pytest.param(["output={device_link}"], "/dev/full is not a regular file", id="output-link-to-device"),
     pytest.param(["hydra.run.dir={file}/run"], "is not a directory", id="run-dir-unwritable"),
     pytest.param(
         ["-m", "dx=5", "hydra.sweep.dir={file}/sweep"], "is not a directory", id="sweep-dir-unwritable"
@@ -221,6 +296,19 @@ def test_full_disk_at_the_run_dir_after_the_work_is_one_line_and_no_complete_loo
     assert_one_error_line(proc, "No space left on device")
     assert not (run / "metrics.json").exists()
     assert not list(run.glob("*.png")) and not list(run.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_disk_full_before_the_run_is_one_line_and_no_empty_config(files, tiny_disk, tmp_path):
+    """The pre-check writes a little, as the run's first files will: a full disk is refused
+    there, not in Hydra's config save (a traceback and a 0-byte config.yaml)."""
+    with contextlib.suppress(OSError), (tiny_disk / "filler").open("wb", buffering=0) as filler:
+        while True:
+            filler.write(b"x" * 4096)
+    run = tiny_disk / "run"
+    proc = displace(f"image={files['cat']}", "target.box=[140,40,330,300]", "dx=20", f"hydra.run.dir={run}")
+    assert_one_error_line(proc, "No space left on device")
+    assert not (run / ".hydra" / "config.yaml").exists()
 
 
 @pytest.mark.slow
@@ -581,8 +669,10 @@ def test_a_dataset_run_records_every_bad_row_and_ends_with_its_summary(tmp_path)
         "logger=wandb",
         f"hydra.run.dir={run}",
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]  # after each row's warning, the run's one error line
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert line.startswith("error: 7 of 8 edits failed (short, far, latin, ../../escaped, /abs, ...)")
+    assert line.endswith(f"see {run / 'summary.csv'}")  # as a failing sweep: the rows are there, exit 2
     with (run / "summary.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["id"], r["status"]) for r in rows] == [
@@ -658,3 +748,283 @@ def test_the_docs_matrix_names_every_command_line_case_and_no_other():
     rows = [line for line in page.splitlines() if line.startswith("| `")]
     listed = {case for row in rows for case in re.findall(r"`([^`]+)`", row.split("|")[1])}
     assert listed == {case.id for case in CLI_ERRORS}
+
+
+# --- the third round (issue 21) -------------------------------------------------------------
+
+
+def test_the_api_never_writes_over_its_photo(tmp_path):
+    """``output=`` the photo (by its name, a link or a hard link) and ``Moved.save`` into the
+    photo's own folder (its ``input.png``) are refused; the photo is untouched."""
+    from object_displacement.api import load_pipeline, move
+
+    photo = tmp_path / "input.png"
+    Image.fromarray(data.chelsea()).save(photo)
+    before = photo.read_bytes()
+    (tmp_path / "link.png").symlink_to(photo)
+    os.link(photo, tmp_path / "hard.png")
+    pipeline = load_pipeline(["segmenter=grabcut", "inpainter=telea"])
+    for output in ("input.png", "link.png", "hard.png"):
+        with pytest.raises(DisplacementError, match="is the input image"):
+            move(photo, box=(140, 40, 330, 300), dx=10, pipeline=pipeline, output=tmp_path / output)
+    moved = move(photo, box=(140, 40, 330, 300), dx=10, pipeline=pipeline)
+    with pytest.raises(DisplacementError, match="would overwrite the photo"):
+        moved.save(tmp_path)
+    with pytest.raises(DisplacementError, match="it is a file, not a folder"):
+        moved.save(photo)
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    with pytest.raises(DisplacementError, match="cannot write"):
+        moved.save(a_file / "run")
+    assert photo.read_bytes() == before
+    assert (moved.save(tmp_path / "run") / "input.png").is_file()
+
+
+def test_the_api_bounds_arrays_and_pillow_images_like_files(tmp_path):
+    from object_displacement.api import load_pipeline, move
+
+    pipeline = load_pipeline(["segmenter=grabcut", "inpainter=telea", "max_megapixels=0.5"])
+    for picture in (np.zeros((1000, 1000, 3), np.uint8), Image.new("RGB", (1000, 1000))):
+        with pytest.raises(DisplacementError, match=r"1000x1000 \(1 MP\), above max_megapixels=0.5"):
+            move(picture, box=(1, 1, 50, 50), dx=10, pipeline=pipeline)
+
+
+def test_the_api_takes_numpy_clicks_and_refuses_odd_pillow_modes_in_one_line():
+    from object_displacement.io import as_image
+
+    request = make_request("x", points=np.array([[45, 55], [5, 5]]), labels=np.array([1, 0]))
+    assert request.target == Target(points=((45, 55), (5, 5)), labels=(1, 0))
+    assert make_request("x", point=np.array([4.0, 5.0])).target == Target(point=(4, 5))
+    with pytest.raises(DisplacementError, match="mode 'La'"):
+        as_image(Image.new("La", (10, 10)))
+
+
+def test_quoted_numbers_are_never_read_digit_by_digit():
+    with pytest.raises(DisplacementError, match="got '20'"):
+        make_request("x", point="20")
+    with pytest.raises(DisplacementError, match=r"target.labels needs a list, got '10'"):
+        make_request("x", points=[[1, 2], [3, 4]], labels="10")
+    with pytest.raises(DisplacementError, match=r"write target.points=\[\[200, 150\]\]"):
+        make_request("x", points=[200, 150])
+    assert make_request("x", box=["1", "2", "30", "40"]).target == Target(
+        box=(1, 2, 30, 40)
+    )  # a manifest's cells
+
+
+def test_16_bit_and_float_images_keep_their_brightness(tmp_path):
+    """By the file's type, not its content: a dark 16-bit photo stays dark, a float image is 0..1."""
+    dark = np.full((20, 20), 200, np.uint16)  # 200 of 65535: nearly black
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert read_image(tmp_path / "dark16.png").max() == 1
+    bright = np.full((20, 20), 65535, np.uint16)
+    Image.fromarray(bright).save(tmp_path / "bright16.png")
+    assert read_image(tmp_path / "bright16.png").min() == 255
+    grey = np.full((20, 20), 0.5, np.float32)
+    Image.fromarray(grey).save(tmp_path / "grey.tif")
+    assert read_image(tmp_path / "grey.tif").max() == 128
+
+
+def test_a_long_message_is_cut_to_one_short_line():
+    from object_displacement.cli import one_line
+
+    line = one_line(DisplacementError("no object matches the prompt '" + "a" * 10_000 + "': try another"))
+    assert line == f"error: no object matches the prompt '{'a' * 40}...' (10000 characters): try another"
+    line = one_line(DisplacementError("x" * 10_000))  # nothing quoted: the middle goes
+    assert len(line) < 500 and "characters ...]" in line
+    assert one_line(DisplacementError("short\nand  plain")) == "error: short and plain"
+
+
+@pytest.mark.slow
+def test_a_10000_character_prompt_gives_a_short_error_line(files, tmp_path):
+    proc = displace(
+        f"image={files['cat']}", f"target.prompt={'cat' * 3400}", "dx=5", f"hydra.run.dir={tmp_path}"
+    )
+    line = assert_one_error_line(proc, "(10200 characters)")
+    assert len(line) < 400 and "selector=clip" in line  # the advice is kept
+
+
+def _run_until(args: list[str], run: Path, mark: str, sig: int) -> subprocess.CompletedProcess:
+    """Start the CLI, wait until its log shows ``mark``, send ``sig``; what it ended with."""
+    proc = subprocess.Popen(
+        [sys.executable, SCRIPT, *args, "logger=none", "cache.enabled=false", f"hydra.run.dir={run}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=OFFLINE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 180
+    while mark not in _read(run / "displace.log"):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_sigterm_is_one_line_exit_143_and_leaves_no_temporaries(tmp_path):
+    big = tmp_path / "big.png"
+    Image.fromarray(data.chelsea()).resize((3608, 2400)).save(big)
+    run, out = tmp_path / "run", tmp_path / "out.png"
+    args = [
+        f"image={big}",
+        "target.box=[1120,320,2640,2400]",
+        "dx=400",
+        "inpainter.work_pixels=null",
+        f"output={out}",
+    ]
+    proc = _run_until(args, run, "built object_displacement.ghost", signal.SIGTERM)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip().splitlines() == ["error: terminated"] and "Traceback" not in proc.stderr
+    assert (run / "error.txt").read_text().strip() == "error: terminated"
+    assert not out.exists() and not (run / "metrics.json").exists()
+    assert not list(run.rglob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_stopped_dataset_still_writes_its_summary(tmp_path):
+    manifest = tmp_path / "edits.csv"
+    rows = ["id,image,prompt,point,box,dx,dy"] + [
+        f"r{i},skimage:rocket,,,300 120 345 408,{40 + i},0" for i in range(8)
+    ]
+    manifest.write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    args = [f"+dataset.manifest={manifest}", "+dataset.name=stop", "inpainter=telea"]
+    proc = _run_until(args, run, "edit r0 done", signal.SIGINT)
+    assert proc.returncode == 130 and proc.stderr.strip().splitlines()[-1] == "error: interrupted", (
+        proc.stderr
+    )
+    import csv
+
+    with (run / "summary.csv").open() as handle:
+        summary = list(csv.DictReader(handle))
+    assert [r["id"] for r in summary] == [f"r{i}" for i in range(8)]
+    statuses = [r["status"] for r in summary]
+    assert "not run" in statuses and statuses[0] == "ok"
+    assert statuses == sorted(statuses, key=lambda s: s != "ok")  # the done ones first, then the rest
+
+
+@pytest.mark.slow
+def test_a_second_run_or_sweep_into_the_same_dir_is_its_own(files, tmp_path):
+    run = tmp_path / "run"
+    for _ in range(2):
+        proc = displace(
+            f"image={files['cat']}",
+            "target.box=[140,40,330,300]",
+            "dx=5",
+            "inpainter=telea",
+            f"hydra.run.dir={run}",
+        )
+        assert proc.returncode == 0, proc.stderr
+    sweep = tmp_path / "sweep"
+    first = displace("-m", "inpainter=telea", "dx=5,abc", f"hydra.sweep.dir={sweep}")
+    assert first.returncode == 2 and "1 of 2 sweep jobs failed" in first.stderr
+    second = displace("-m", "inpainter=telea", "dx=7", f"hydra.sweep.dir={sweep}")
+    assert second.returncode == 0, second.stderr  # the first sweep's failed job 1 is not this one's
+    assert "sweep: 1 jobs ok" in second.stdout
+
+
+def test_an_output_through_a_link_writes_the_file_it_names(tmp_path, square_scene):
+    image, _ = square_scene
+    real = tmp_path / "real.png"
+    write_image(real, image)
+    real.chmod(0o640)
+    (tmp_path / "link.png").symlink_to(real)
+    write_image(tmp_path / "link.png", image[::-1].copy())
+    assert (tmp_path / "link.png").is_symlink() and (real.stat().st_mode & 0o777) == 0o640
+    np.testing.assert_array_equal(read_image(real), image[::-1])
+
+
+def test_a_run_dir_removed_during_the_run_is_not_made_anew(tmp_path):
+    from object_displacement.jobs import JobContext, check_still_there
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    context = JobContext(run, run / ".hydra" / "config.yaml")
+    out = tmp_path / "outs" / "out.png"
+    out.parent.mkdir()
+    check_still_there(context, out)  # both there: fine
+    shutil.rmtree(out.parent)
+    with pytest.raises(DisplacementError, match=r"folder of output=.* was removed during the run"):
+        check_still_there(context, out)
+    shutil.rmtree(run)
+    with pytest.raises(DisplacementError, match=r"run dir .* was removed during the run: nothing written"):
+        check_still_there(context, None)
+    assert not run.exists()
+
+
+@pytest.mark.slow
+def test_no_fallbacks_is_a_setting_not_a_failure(files, tmp_path):
+    args = [f"image={files['cat']}", "target.box=[140,40,330,300]", "dx=5", "inpainter=telea"]
+    proc = displace(*args, "ghost_check.fallbacks=null", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "metrics.json").is_file()
+
+
+def test_bounds_are_declared_beside_the_settings_they_bound():
+    """The check reads the constructor's own hints: a new bounded setting needs no list elsewhere."""
+    import typing
+
+    from object_displacement.inpainters.patchmatch import PatchMatchInpainter
+    from object_displacement.settings import Range
+
+    hint = typing.get_type_hints(PatchMatchInpainter.__init__, include_extras=True)["patch_size"]
+    assert Range(1, 31) in hint.__metadata__
+
+
+def test_a_well_formed_cache_entry_with_wrong_content_is_dropped(tmp_path, square_scene, caplog):
+    """A float order, a shape of 10^9 columns (an 838 GiB unpack), another photo's masks:
+    each is dropped with a warning and recomputed, never trusted nor allocated."""
+    image, mask = square_scene
+    target = Target(box=(25, 35, 65, 75))
+
+    def cached(stage: str) -> Path:
+        cache = StageCache(tmp_path, segmenter={"a": 1})
+        found = cache.candidates(image, target, _propose(mask, []))
+        cache.ranking(image, target, found, lambda: found)
+        (entry,) = tmp_path.glob(f"{stage}-*.npz")
+        return entry
+
+    def rewritten(entry: Path, **changes: np.ndarray) -> None:
+        with np.load(entry) as data_:
+            arrays = {k: data_[k] for k in data_.files}
+        np.savez(entry.with_suffix(""), **{**arrays, **changes})
+
+    bad_entries = [
+        ("select", {"order": np.array([0.0])}),
+        ("segment", {"shape": np.array([1, 120, 10**9])}),
+        ("segment", {"shape": np.array([1, 60, 80]), "packed": np.zeros((1, 60, 10), np.uint8)}),
+    ]
+    for stage, changes in bad_entries:
+        for old in tmp_path.glob("*.npz"):
+            old.unlink()
+        entry = cached(stage)
+        rewritten(entry, **changes)
+        calls = []
+        cache = StageCache(tmp_path, segmenter={"a": 1})
+        found = cache.candidates(image, target, _propose(mask, calls))
+        ranked = cache.ranking(image, target, found, lambda found=found: found)
+        assert found[0].mask.shape == mask.shape and ranked[0].mask.shape == mask.shape
+        assert stage not in cache.hits and "dropping unreadable entry" in caplog.text, (stage, changes)
+        caplog.clear()
+
+
+@pytest.mark.slow
+def test_wandb_with_no_writable_home_or_no_server_never_fails_the_run(files, tmp_path):
+    """A home that cannot hold W&B's folders: they go into the run's own wandb/. An API key
+    with its server unreachable: the run logs offline at once (W&B would retry for 90 s)."""
+    home = tmp_path / "home-is-a-file"
+    home.write_text("x")
+    env = {k: v for k, v in OFFLINE.items() if k != "WANDB_MODE"}
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env |= {"HOME": str(home), "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": f"http://127.0.0.1:{port}"}
+    run = tmp_path / "run"
+    args = [f"image={files['cat']}", "target.box=[140,40,330,300]", "dx=5", "inpainter=telea"]
+    proc = displace(*args, "logger=wandb", f"hydra.run.dir={run}", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot be reached; logging offline" in proc.stderr and "Traceback" not in proc.stderr
+    assert list((run / "wandb").glob("offline-run-*")) and (run / "metrics.json").is_file()

@@ -117,3 +117,15 @@ def test_without_pymatting_matting_is_one_error_line(tmp_path, monkeypatch):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error:") and "pip install" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+def test_an_object_that_fills_the_frame_keeps_its_hard_edge_instead_of_failing(margin, caplog):
+    """pymatting needs background around the object; with none (the object nearly fills the
+    photo) the matte is the hard mask, said in a warning, never pymatting's traceback."""
+    image = np.full((60, 80, 3), 120, np.uint8)
+    mask = np.zeros((60, 80), bool)
+    mask[margin : 60 - margin, margin : 80 - margin] = True
+    matte = ClosedFormMatting()(image, mask)
+    np.testing.assert_array_equal(matte.alpha, mask.astype(np.float32))
+    assert "its edge stays hard" in caplog.text

@@ -83,7 +83,8 @@ def test_a_manifest_with_a_bad_row_finishes_the_others_and_records_the_failure(t
         f"hydra.run.dir={run}",
         f"cache.dir={tmp_path / 'cache'}",
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 2, proc.stderr  # two rows failed: the run says so, as a sweep does
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: 2 of 4 edits failed (missing, outside)")
     with (run / "summary.csv").open() as handle:
         rows = {r["id"]: r for r in csv.DictReader(handle)}
     assert [rows[i]["status"] for i in ("rocket", "missing", "outside", "lifted")] == [

@@ -22,8 +22,9 @@ from typing import Any
 from object_displacement.artifacts import save_artifacts
 from object_displacement.build import build_pipeline
 from object_displacement.config import compose_config
-from object_displacement.edit import edit
-from object_displacement.io import as_image, check_can_write, check_writable
+from object_displacement.edit import check_output, edit, reads_file
+from object_displacement.errors import DisplacementError
+from object_displacement.io import as_image, check_can_write, same_file, too_large
 from object_displacement.io import write_image as _write_image
 from object_displacement.pipeline import Pipeline
 from object_displacement.request import make_request
@@ -53,9 +54,22 @@ class Moved:
     result: Result
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the CLI's run files (input, mask, overlay, output, grid PNGs, metrics.json)."""
+        """Write the CLI's run files (input, mask, overlay, output, grid PNGs, metrics.json)
+        into ``directory``; checked first: a folder that can be written, and none of the
+        files is the photo itself (``input.png`` in the photo's own folder)."""
         directory = Path(directory)
-        save_artifacts(run_images(self.result), self.metrics, directory)
+        if directory.exists() and not directory.is_dir():
+            raise DisplacementError(f"cannot save into {directory}: it is a file, not a folder")
+        images = run_images(self.result)
+        source = str(self.metrics.get("image", ""))
+        for name in [*(f"{n}.png" for n in images), "metrics.json"]:
+            if reads_file(source) and same_file(directory / name, source):
+                raise DisplacementError(
+                    f"saving into {directory} would overwrite the photo {source} ({name}): "
+                    "choose another folder"
+                )
+        check_can_write(directory / "metrics.json")
+        save_artifacts(images, self.metrics, directory)
         return directory
 
 
@@ -88,9 +102,14 @@ def move(
     # 1. Check inputs before any work
     pipeline = pipeline if pipeline is not None else load_pipeline()
     from_file = isinstance(image, (str, os.PathLike))
+    name = str(image) if from_file else f"<{type(image).__name__}>"
+    pixels = None if from_file else as_image(image)
+    bound = pipeline.defaults.max_megapixels
+    if pixels is not None and bound is not None and pixels.shape[0] * pixels.shape[1] > bound * 1e6:
+        raise too_large(Path(name), (pixels.shape[1], pixels.shape[0]), bound)  # as a file would be
     request = make_request(
-        str(image) if from_file else f"<{type(image).__name__}>",
-        pixels=None if from_file else as_image(image),
+        name,
+        pixels=pixels,
         prompt=prompt,
         point=point,
         box=box,
@@ -104,7 +123,7 @@ def move(
         keep_out=keep_out,
         defaults=pipeline.defaults,
     )
-    out_path = check_can_write(check_writable(output)) if output is not None else None
+    out_path = check_output(request, output)
 
     # 2. The edit every entry point runs
     metrics, result = edit(pipeline, request)

@@ -52,7 +52,7 @@ from object_displacement.app_state import (
 from object_displacement.cache import StageCache
 from object_displacement.config import choices, group_choices
 from object_displacement.edit import edit
-from object_displacement.errors import DisplacementError
+from object_displacement.errors import DisplacementError, message
 from object_displacement.io import SAMPLE_PREFIX, write_image
 from object_displacement.pipeline import Pipeline
 from object_displacement.runtime import UsesDevice
@@ -271,15 +271,15 @@ def friendly(
             try:
                 return handler(self, *args, **kwargs)
             except DisplacementError as err:
-                message = self.scrub(" ".join(str(err).split()))
+                said = self.scrub(message(err))
             except Exception as err:  # a bug: the traceback goes to the server's log only
                 log.exception("the app's %s failed", handler.__name__)
-                message = f"internal error ({type(err).__name__}); the server log has the details"
-            gr.Warning(message)
+                said = f"internal error ({type(err).__name__}); the server log has the details"
+            gr.Warning(said)
             values = [gr.skip() for _ in range(outputs - 1)]
             for index, value in (on_error or {}).items():
                 values[index - 1] = value
-            return (f"⚠️ {message}", *values)
+            return (f"⚠️ {said}", *values)
 
         return run
 
@@ -745,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         page = build_app(overrides, max_sessions=args.max_sessions, idle_minutes=args.idle_minutes)
     except DisplacementError as err:
-        raise SystemExit(f"error: {' '.join(str(err).split())}") from None
+        raise SystemExit(f"error: {message(err)}") from None
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM: atexit removes the app's folder
         page.queue(default_concurrency_limit=CONCURRENT_EDITS).launch(
             server_name=args.host,

@@ -9,7 +9,7 @@ import logging
 import math
 import types
 import typing
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import hydra
 from hydra.errors import InstantiationException
@@ -27,6 +27,7 @@ from object_displacement.request import make_defaults
 from object_displacement.runtime import UsesDevice, make_fabric
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.base import Selector
+from object_displacement.settings import Range
 from object_displacement.shadows.base import ShadowMover
 from object_displacement.types import MAX_MEGAPIXELS, EditDefaults
 from object_displacement.weights import check_weights
@@ -63,7 +64,7 @@ def check_settings(node: Any, key: str) -> None:
         return
     try:
         cls = hydra.utils.get_class(str(node._target_))
-        hints = typing.get_type_hints(cls.__init__)
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
     except Exception:  # an unknown target or unresolvable hints: instantiate reports it
         return
     for name in node:
@@ -79,9 +80,24 @@ def check_settings(node: Any, key: str) -> None:
                 check_settings(item, f"{setting}[{index}]")
         elif name in hints and not _fits(value, hints[name]):
             raise DisplacementError(f"{setting} must be {_describe(hints[name])}, got {value!r}")
+        elif name in hints:
+            for bound in _bounds(hints[name]):
+                if not bound.allows(value):
+                    raise DisplacementError(f"{setting} must be {bound}, got {value!r}")
+
+
+def _bounds(hint: Any) -> list[Range]:
+    """The :class:`Range` declared with a setting's type (``Annotated[int, Range(1, 31)]``)."""
+    if get_origin(hint) is Annotated:
+        return [m for m in hint.__metadata__ if isinstance(m, Range)]
+    if get_origin(hint) in (Union, types.UnionType):
+        return [b for option in get_args(hint) for b in _bounds(option)]
+    return []
 
 
 def _fits(value: Any, hint: Any) -> bool:
+    if get_origin(hint) is Annotated:
+        return _fits(value, get_args(hint)[0])
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
         return any(_fits(value, option) for option in get_args(hint))
@@ -101,6 +117,8 @@ def _fits(value: Any, hint: Any) -> bool:
 
 
 def _describe(hint: Any) -> str:
+    if get_origin(hint) is Annotated:
+        return _describe(get_args(hint)[0])
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(option) for option in get_args(hint))

@@ -68,7 +68,7 @@ class StageCache:
         self, image: Image, target: Target, compute: Callable[[], list[Candidate]]
     ) -> list[Candidate]:
         key = self._key("segment", image, target, self.segmenter_key)
-        cached = self._load(key)
+        cached = self._load(key, image.shape[:2])
         if cached is not None:
             self.hits.append("segment")
             return [
@@ -113,7 +113,10 @@ class StageCache:
             content.update(repr((target.points, target.labels)).encode())
         return f"{stage}-{content.hexdigest()}-{config}"
 
-    def _load(self, key: str | None) -> dict[str, np.ndarray] | None:
+    def _load(self, key: str | None, size: tuple[int, ...] | None = None) -> dict[str, np.ndarray] | None:
+        """The entry at ``key``, checked for what it holds (masks of ``size``, a ranking of
+        whole indices): a well-formed entry with the wrong content is dropped like a corrupt
+        one, never trusted (a float order, a shape of 10^9 columns, another photo's masks)."""
         if key is None or self.directory is None:
             return None
         path = self.directory / f"{key}.npz"
@@ -123,8 +126,13 @@ class StageCache:
             with np.load(path, allow_pickle=False) as data:
                 entry = {name: data[name] for name in data.files}
             if "packed" in entry:
-                shape = tuple(entry.pop("shape"))
-                bits = np.unpackbits(entry.pop("packed"), axis=-1, count=shape[-1])
+                shape = tuple(int(n) for n in entry.pop("shape"))
+                packed = entry.pop("packed")
+                if len(shape) != 3 or (size is not None and shape[1:] != tuple(size)):
+                    raise ValueError(f"masks of shape {shape}, the photo {tuple(size or ())}")
+                if packed.dtype != np.uint8 or packed.shape != (shape[0], shape[1], -(-shape[2] // 8)):
+                    raise ValueError("packed masks do not match their shape")  # checked before unpacking
+                bits = np.unpackbits(packed, axis=-1, count=shape[-1])
                 entry["masks"] = bits.reshape(shape).astype(bool)
             _check_entry(entry)
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
@@ -155,7 +163,14 @@ def _check_entry(entry: dict[str, np.ndarray]) -> None:
         if entry["masks"].ndim != 3 or len(entry["scores"]) != count or len(entry["sources"]) != count:
             raise ValueError("candidate arrays disagree")
     elif {"order", "scores", "count"} <= entry.keys():
-        if len(entry["order"]) != len(entry["scores"]) or (entry["order"] >= int(entry["count"])).any():
+        order = entry["order"]
+        if order.dtype.kind not in "iu" or order.ndim != 1 or len(order) != len(entry["scores"]):
+            raise ValueError("the ranking's order is not a list of whole indices")
+        if (
+            (order < 0).any()
+            or (order >= int(entry["count"])).any()
+            or len(set(order.tolist())) != len(order)
+        ):
             raise ValueError("ranking arrays disagree")
     else:
         raise ValueError("unknown entry")

@@ -13,14 +13,16 @@ import contextlib
 import functools
 import logging
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 
-from object_displacement.errors import DisplacementError
+from object_displacement.errors import DisplacementError, message
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
+TERMINATED_EXIT = 143
 ERROR_FILE = "error.txt"
 """A failed job's error line, in its run dir: what a sweep's tally counts."""
 
@@ -56,32 +59,51 @@ def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
             if _in_multirun():
                 return None
             sys.exit(USER_ERROR_EXIT)
-        except KeyboardInterrupt:
-            record_failure("error: interrupted", run_dir)
-            interrupted()
+        except KeyboardInterrupt as err:
+            record_failure(_stop_line(err), run_dir)
+            interrupted(err)
 
     return wrapper
 
 
 def one_line(err: BaseException) -> str:
     """``error: <message>`` on a single line, however the message was written."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return f"error: {text}"
+    return f"error: {message(err)}"
 
 
-def interrupted() -> None:
-    """Ctrl-C: one line, exit code 130 (the shell's convention), no traceback."""
-    print("error: interrupted", file=sys.stderr, flush=True)
-    sys.exit(INTERRUPTED_EXIT)
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's time limit), raised in the main thread as Ctrl-C is,
+    so the same clean-up runs: temporaries removed, a dataset's summary written."""
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` in this process (the main thread)."""
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)
+
+
+def _stop_line(err: BaseException | None) -> str:
+    return "error: terminated" if isinstance(err, Terminated) else "error: interrupted"
+
+
+def interrupted(err: BaseException | None = None) -> None:
+    """Ctrl-C: one line, exit code 130 (the shell's convention), no traceback; SIGTERM the
+    same with ``error: terminated`` and 143 (128 + 15)."""
+    print(_stop_line(err), file=sys.stderr, flush=True)
+    sys.exit(TERMINATED_EXIT if isinstance(err, Terminated) else INTERRUPTED_EXIT)
 
 
 def guard(main: Callable[[], Any]) -> Any:
-    """Run a script's ``main`` so that Ctrl-C outside the task (while Hydra starts, between
-    sweep jobs) also ends with one line and exit code 130."""
+    """Run a script's ``main`` so that Ctrl-C or SIGTERM outside the task (while Hydra
+    starts, between sweep jobs) also ends with one line and exit code 130 (143)."""
+    stop_on_sigterm()
     try:
         return main()
-    except KeyboardInterrupt:
-        interrupted()
+    except KeyboardInterrupt as err:
+        interrupted(err)
 
 
 def record_failure(line: str, run_dir: Path | None) -> None:
@@ -123,6 +145,7 @@ class RunChecks(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_dir(str(config.hydra.sweep.dir))
+        self.started = time.time() - 1  # the jobs of this sweep: an earlier one's dirs may be there
         target = str(config.hydra.launcher.get("_target_", ""))
         if target.endswith("SlurmLauncher") and shutil.which("sbatch") is None:
             print(
@@ -135,8 +158,9 @@ class RunChecks(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(str(config.hydra.sweep.dir))
+        started = getattr(self, "started", 0.0)
         jobs = sorted(
-            (p for p in sweep.iterdir() if (p / ".hydra").is_dir()), key=lambda p: (len(p.name), p.name)
+            (p for p in sweep.iterdir() if _job_started(p) >= started), key=lambda p: (len(p.name), p.name)
         )
         failed = [p for p in jobs if (p / ERROR_FILE).is_file()]
         if not failed:
@@ -152,11 +176,19 @@ class RunChecks(Callback):
         sys.exit(USER_ERROR_EXIT)
 
 
+def _job_started(job_dir: Path) -> float:
+    """When a sweep job started (Hydra writes its ``.hydra/`` first); -1 for no job dir."""
+    try:
+        return (job_dir / ".hydra" / "overrides.yaml").stat().st_mtime
+    except OSError:
+        return -1.0
+
+
 def _check_dir(directory: str) -> None:
     from object_displacement.io import check_can_write
 
     try:
-        check_can_write(Path(directory) / ".hydra")
+        check_can_write(Path(directory) / ".hydra" / "config.yaml")  # an earlier run's .hydra is fine
     except DisplacementError as err:
         print(one_line(err), file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_EXIT)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from object_displacement.errors import DisplacementError
-from object_displacement.io import SAMPLE_PREFIX, atomic_open
+from object_displacement.io import SAMPLE_PREFIX, atomic_open, check_regular_file
 from object_displacement.request import make_request
 from object_displacement.types import EditDefaults, EditRequest
 
@@ -57,8 +57,7 @@ class Row:
 def read_manifest(path: Path) -> list[Row]:
     """The edits of ``path``; a missing or unreadable file or a wrong header stops the run,
     a bad row becomes a :class:`Row` with a ``problem``."""
-    if not path.is_file():
-        raise DisplacementError(f"manifest not found: {path}")
+    check_regular_file(path, "manifest")
     try:
         text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     except OSError as err:

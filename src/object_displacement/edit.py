@@ -5,6 +5,7 @@ the benchmark all take this road, so one setting gives one result whichever star
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +88,25 @@ def text_scorer(pipeline: Pipeline) -> ClipEmbedder | None:
 def check_outputs(request: EditRequest, out_dir: Path, output: str | None = None) -> Path | None:
     """Before any work: the run dir and ``output`` can be written, and ``output`` is not the
     photo being read. Returns ``output`` as a path (``None`` without one)."""
+    out_path = check_output(request, output)
+    check_can_write(Path(out_dir) / "metrics.json")
+    return out_path
+
+
+def check_output(request: EditRequest, output: str | os.PathLike[str] | None) -> Path | None:
+    """``output`` checked before any work: an image format, writable, and not the photo
+    being read (by another name, a link or a hard link either)."""
     out_path = check_writable(output) if output else None
-    from_file = request.pixels is None and not request.source.startswith(SAMPLE_PREFIX)
-    if out_path is not None and from_file and same_file(out_path, request.source):
+    if out_path is not None and reads_file(request.source) and same_file(out_path, request.source):
         raise DisplacementError(f"output '{out_path}' is the input image: choose another path")
     if out_path is not None:
         check_can_write(out_path)
-    check_can_write(Path(out_dir) / "metrics.json")
     return out_path
+
+
+def reads_file(source: str) -> bool:
+    """Whether a request's photo names a file on disk (not a sample, nor ``<ndarray>``)."""
+    return not source.startswith(SAMPLE_PREFIX) and Path(source).is_file()
 
 
 def write(

@@ -1,4 +1,6 @@
-"""The one exception type for mistakes a user can make and fix."""
+"""The one exception type for mistakes a user can make and fix, and how its message is shown."""
+
+import re
 
 
 class DisplacementError(Exception):
@@ -17,3 +19,19 @@ class WriteError(DisplacementError, OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+MAX_MESSAGE_CHARS = 400
+"""The longest message shown: a 10,000-character prompt quoted in full would make a 10 kB line."""
+
+
+def message(err: BaseException) -> str:
+    """``err``'s message on one line: a long quoted value (a 10,000-character prompt) is
+    shortened to its start and its length, and a line still over :data:`MAX_MESSAGE_CHARS`
+    loses its middle."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    text = re.sub(r"'([^']{80,})'", lambda m: f"'{m.group(1)[:40]}...' ({len(m.group(1))} characters)", text)
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    cut = len(text) - MAX_MESSAGE_CHARS + 40
+    return f"{text[: MAX_MESSAGE_CHARS - 100]} [... {cut} characters ...] {text[-60:]}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
 
 from object_displacement.errors import DisplacementError
 from object_displacement.inpainters.base import Inpainter, InpaintFailed
+from object_displacement.settings import SEED_MAX, Range
 from object_displacement.types import Image, Mask, Plan
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,13 @@ class GhostCheck:
         self,
         threshold: float = 0.3,
         max_attempts: int = 3,
-        reseed: int = 1,
-        fallbacks: Sequence[Inpainter] = (),
+        reseed: Annotated[int, Range(0, SEED_MAX)] = 1,
+        fallbacks: Sequence[Inpainter] | None = (),
     ) -> None:
         self.threshold = threshold
         self.max_attempts = max(1, max_attempts)
         self.reseed = reseed
-        self.fallbacks = list(fallbacks)
+        self.fallbacks = list(fallbacks or ())  # null: none
 
     def __call__(
         self, inpainter: Inpainter, plan: Plan, subject: str | None = None

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,10 +61,7 @@ def read_image(source: str | os.PathLike[str], max_megapixels: float | None = MA
     if text.startswith(SAMPLE_PREFIX):
         return _read_sample(text[len(SAMPLE_PREFIX) :])
     path = Path(text)
-    if not path.exists():
-        raise DisplacementError(f"image not found: {path}")
-    if not path.is_file():
-        raise DisplacementError(f"image is not a file: {path}")
+    check_regular_file(path, "image")
     bound = None if max_megapixels is None else float(max_megapixels)
     try:
         with _pillow_bound(bound), PILImage.open(path) as pil:
@@ -72,9 +70,33 @@ def read_image(source: str | os.PathLike[str], max_megapixels: float | None = MA
             pil = ImageOps.exif_transpose(pil)
     except PILImage.DecompressionBombError as err:
         raise too_large(path, None, bound) from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DisplacementError(f"cannot read {path} as an image ({err.__class__.__name__})") from err
+    except UnidentifiedImageError as err:
+        raise DisplacementError(
+            f"cannot read {path} as an image: not a format (or variant) Pillow reads"
+        ) from err
+    except (OSError, SyntaxError, ValueError) as err:
+        reason = " ".join(str(getattr(err, "strerror", None) or err).replace(str(path), "").split())
+        if "truncated" in reason.lower():
+            reason = "the file is truncated (a download or copy that did not finish?)"
+        raise DisplacementError(f"cannot read {path} as an image: {reason or type(err).__name__}") from err
     return to_rgb(pil)
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """``path`` is a file that can be read whole: not missing, nor a folder, a pipe, a
+    device or a link loop, each said as such."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise DisplacementError(f"{what} {path} is a loop of symbolic links") from err
+        if err.errno == errno.EACCES:
+            raise DisplacementError(f"{what} {path} cannot be read: permission denied") from err
+        raise DisplacementError(f"{what} not found: {path}") from err
+    if stat.S_ISDIR(mode):
+        raise DisplacementError(f"{what} {path} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise DisplacementError(f"{what} {path} is not a regular file (a pipe or a device?)")
 
 
 def _check_size(path: Path, size: tuple[int, int], bound: float | None) -> None:
@@ -106,9 +128,11 @@ def _pillow_bound(bound: float | None) -> Iterator[None]:
 def to_rgb(pil: PILImage.Image) -> Image:
     """Convert any Pillow mode to 8-bit RGB; transparency is flattened onto white."""
     if pil.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # by the file's type, never by its content (a dark 16-bit photo stays dark):
+        # integers are 16-bit (0..65535), floats 0..1
         values = np.asarray(pil, dtype=np.float64)
-        scale = 255.0 / 65535.0 if values.max(initial=0) > 255 else 1.0
-        gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+        scale = 255.0 if pil.mode == "F" else 255.0 / 65535.0
+        gray = np.clip(np.rint(np.nan_to_num(values) * scale), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     if pil.mode == "P" or pil.mode in ("LA", "PA") or "transparency" in pil.info:
         pil = pil.convert("RGBA")
@@ -124,7 +148,12 @@ def as_image(picture: Any) -> Image:
     What a notebook hands over: the same normalisation a file gets, no guess at the range of
     other dtypes (a float image may be 0..1 or 0..255)."""
     if isinstance(picture, PILImage.Image):
-        return to_rgb(ImageOps.exif_transpose(picture))
+        try:
+            return to_rgb(ImageOps.exif_transpose(picture))
+        except (ValueError, OSError) as err:  # a mode Pillow cannot convert ("La", "CMYK;16"...)
+            raise DisplacementError(
+                f"cannot use a Pillow image of mode {picture.mode!r}: convert it first (image.convert('RGB'))"
+            ) from err
     array = np.asarray(picture)
     if array.dtype != np.uint8:
         raise DisplacementError(f"an image array must be uint8 (0..255), got {array.dtype}")
@@ -161,6 +190,25 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+PROBE_BYTES = 64 * 1024
+"""What the pre-check writes (and removes) to see that the disk has room for a run's files."""
+
+
+def write_target(path: Path) -> Path:
+    """Where a write to ``path`` lands: through a symbolic link to the file it names (the
+    link stays a link, the file keeps its mode), never onto a device or a pipe."""
+    if not path.is_symlink():
+        target = path
+    else:
+        try:
+            target = path.resolve(strict=False)
+        except (OSError, RuntimeError) as err:  # a loop of links
+            raise DisplacementError(f"cannot write {path}: it is a loop of symbolic links") from err
+    if target.exists() and not target.is_dir() and not target.is_file():
+        raise DisplacementError(f"cannot write {path}: {target} is not a regular file (a device or a pipe)")
+    return target
+
+
 def check_can_write(path: str | os.PathLike[str]) -> Path:
     """Fail now, before any work, if a file could not be written at ``path``.
 
@@ -168,7 +216,7 @@ def check_can_write(path: str | os.PathLike[str]) -> Path:
     does not exist yet, in its nearest existing ancestor; nothing is created), so a
     read-only or full file system, or a folder standing at ``path``, costs nothing.
     """
-    path = Path(path)
+    path = write_target(Path(path))
     if path.is_dir():
         raise DisplacementError(f"cannot write {path}: it is a directory")
     folder = path.parent
@@ -177,8 +225,10 @@ def check_can_write(path: str | os.PathLike[str]) -> Path:
     try:
         if not folder.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a directory")
-        with tempfile.TemporaryFile(dir=folder, prefix=".probe-"):
-            pass
+        with tempfile.TemporaryFile(dir=folder, prefix=".probe-") as probe:
+            probe.write(bytes(PROBE_BYTES))  # a full disk still makes an empty file
+            probe.flush()
+            os.fsync(probe.fileno())
     except OSError as err:
         raise WriteError(err.errno, f"cannot write {path}: {_reason(err)}") from err
     return path
@@ -208,7 +258,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
     write that fails (full disk, read-only file system) raises :class:`WriteError`: one line
     naming the file.
     """
-    path = Path(path)
+    path = write_target(Path(path))
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,9 @@ then takes the road every entry point takes (:mod:`object_displacement.edit`).""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,17 @@ class JobContext:
 def run_job(cfg: DictConfig) -> Any:
     """The entry point's task: a dataset run or one displacement."""
     context = JobContext.of(cfg)
-    return run_dataset(cfg, context) if cfg.get("dataset") else displace(cfg, context)
+    if not cfg.get("dataset"):
+        return displace(cfg, context)
+    rows = run_dataset(cfg, context)
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:  # as a sweep with a failed job: the summary is written, the run exits 2
+        ids = ", ".join(str(r["id"]) for r in failed[:5]) + (", ..." if len(failed) > 5 else "")
+        raise DisplacementError(
+            f"{len(failed)} of {len(rows)} edits failed ({ids}); {failed[0]['id']}: {failed[0]['error']}; "
+            f"see {context.run_dir / 'summary.csv'}"
+        )
+    return rows
 
 
 def displace(cfg: DictConfig, context: JobContext | None = None) -> tuple[dict[str, Any], Result]:
@@ -73,10 +85,12 @@ def displace(cfg: DictConfig, context: JobContext | None = None) -> tuple[dict[s
     record_config(cfg, context)
     request = config_request(cfg)
     output = check_outputs(request, context.run_dir, cfg.output)
+    kept_folder = output if output is not None and output.parent.is_dir() else None  # else made at the end
     pipeline = build_pipeline(cfg, context.job_number)  # missing weights: one line, before W&B
     with logged_run(build(cfg.logger, RunLogger), _plain(cfg)) as logger:  # type: ignore[arg-type]
         # the demo's own prompt is there for selector=clip; with other selectors it is quiet
         metrics, result = edit(pipeline, request, warn_prompt=not demo)
+        check_still_there(context, kept_folder)
         images = write(result, metrics, context.run_dir, output)
         logger.log_metrics({k: v for k, v in metrics.items() if k not in MOVE_SETTINGS})
         logger.log_table("ranking", *ranking_table(result))
@@ -86,6 +100,16 @@ def displace(cfg: DictConfig, context: JobContext | None = None) -> tuple[dict[s
                 logger.save_file(context.run_dir / name)
     log.info("wrote %s", context.run_dir)
     return metrics, result
+
+
+def check_still_there(context: JobContext, output: Path | None) -> None:
+    """Before writing: the run dir and the folder of ``output`` (one that was there at the
+    start) were not removed during the work; writing would make them anew, the run dir
+    without ``.hydra/`` and the log: a run that looks complete but is not."""
+    if context.config_file is not None and not context.config_file.parent.is_dir():
+        raise DisplacementError(f"the run dir {context.run_dir} was removed during the run: nothing written")
+    if output is not None and not output.parent.is_dir():
+        raise DisplacementError(f"the folder of output={output} was removed during the run: nothing written")
 
 
 def config_request(cfg: DictConfig) -> EditRequest:
@@ -142,7 +166,8 @@ def run_dataset(cfg: DictConfig, context: JobContext | None = None) -> list[dict
             type(pipeline.selector).__name__,
         )
     rows: list[dict[str, Any]] = []
-    with logged_run(build(cfg.logger, RunLogger), _plain(cfg)) as logger:  # type: ignore[arg-type]
+    run_logger = build(cfg.logger, RunLogger)
+    with logged_run(run_logger, _plain(cfg)) as logger, _summary_on_stop(context, rows, rows_in):  # type: ignore[arg-type]
         for step, row_in in enumerate(tqdm(rows_in, desc=f"dataset {cfg.dataset.name}", unit="edit")):
             row: dict[str, Any] = {"id": row_in.id, "image": row_in.image, "status": "ok", "error": ""}
             try:
@@ -160,6 +185,7 @@ def run_dataset(cfg: DictConfig, context: JobContext | None = None) -> list[dict
                 log.exception("edit %s failed with an internal error", row_in.id)
                 row.update(status="failed", error=f"internal error: {type(err).__name__}: {err}")
             else:
+                log.info("edit %s done: %s", row_in.id, out_dir)
                 row.update(flatten(metrics))
                 logger.log_image("edits/grid", images["grid"], caption=row_in.id, step=step)
             rows.append(row)
@@ -170,6 +196,24 @@ def run_dataset(cfg: DictConfig, context: JobContext | None = None) -> list[dict
         logger.log_metrics({"edits": {"total": len(rows), "failed": failed}})
     log.info("%d edits, %d failed: %s", len(rows), failed, context.run_dir / "summary.csv")
     return rows
+
+
+@contextlib.contextmanager
+def _summary_on_stop(context: JobContext, rows: list[dict[str, Any]], rows_in: list[Any]) -> Iterator[None]:
+    """Ctrl-C or SIGTERM mid-dataset: ``summary.csv`` still lists the edits done, and the
+    rest as not run, before the run ends with its one line."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        rest = [
+            {"id": r.id, "image": r.image, "status": "not run", "error": "interrupted"}
+            for r in rows_in[len(rows) :]
+        ]
+        with contextlib.suppress(OSError):
+            everything = [*rows, *rest]
+            write_csv(context.run_dir / "summary.csv", columns_of(everything), everything)
+        log.info("interrupted after %d of %d edits", len(rows), len(rows_in))
+        raise
 
 
 def _plain(cfg: DictConfig) -> dict[str, Any]:

@@ -25,6 +25,10 @@ T = TypeVar("T")
 
 MIN_SCALED_SIDE = 4
 """A scaled object keeps at least this many pixels across: smaller is no longer an object."""
+MAX_SCALED_OF_PHOTO = 2
+"""A scaled object is at most this many times the photo in each side."""
+SCALED_BYTES_PER_PIXEL = 24
+"""What placing a scaled object holds per pixel of it (colour, alpha and the warp's maps)."""
 
 
 class Pipeline:
@@ -104,7 +108,7 @@ class Pipeline:
         result = Result(image, target, candidates=candidates, ranking=ranked, timings=timings)
         if move is None or move.is_identity:
             return result
-        check_scaled_size(result.selected, move)
+        check_scaled_size(result.selected, move, image.shape)
         mover = self.shadow
         shadow = None if mover is None else timed("shadow", lambda: mover.find(image, result.mask))
         matting = self.matting
@@ -123,12 +127,25 @@ class Pipeline:
         return result
 
 
-def check_scaled_size(candidate: Candidate, move: Move) -> None:
-    """Refuse a ``scale`` that shrinks the object to a speck (or a few pixels)."""
+def check_scaled_size(candidate: Candidate, move: Move, shape: tuple[int, ...] | None = None) -> None:
+    """Refuse a ``scale`` that shrinks the object to a speck (or a few pixels), or, for a
+    photo of ``shape``, grows it past :data:`MAX_SCALED_OF_PHOTO` times the photo in a side:
+    what the move must compute grows with the scaled object, not with the photo (scale=100
+    asked for one 11 GB array on a 1600 px photo), and beyond that it is mostly off frame."""
     x0, y0, x1, y1 = candidate.bbox
     width, height = (x1 - x0) * move.scale, (y1 - y0) * move.scale
     if min(width, height) < MIN_SCALED_SIDE:
         raise DisplacementError(
             f"scale={move.scale:g} shrinks the {x1 - x0}x{y1 - y0} px object to {width:.1f}x{height:.1f} px: "
             f"it must stay at least {MIN_SCALED_SIDE} px across"
+        )
+    if shape is None:
+        return
+    rows, cols = shape[:2]
+    if width > MAX_SCALED_OF_PHOTO * cols or height > MAX_SCALED_OF_PHOTO * rows:
+        gigabytes = width * height * SCALED_BYTES_PER_PIXEL / 2**30
+        raise DisplacementError(
+            f"scale={move.scale:g} grows the {x1 - x0}x{y1 - y0} px object to {width:.0f}x{height:.0f} px "
+            f"(about {gigabytes:.1f} GB of work): it may be at most {MAX_SCALED_OF_PHOTO} times the "
+            f"{cols}x{rows} photo in each side"
         )

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from object_displacement.errors import DisplacementError
 from object_displacement.geometry import clip_box
 from object_displacement.types import Box, Point, Target
@@ -37,6 +39,7 @@ def parse_target(
     ``points=[[x,y],...]`` with ``labels=[1,0,...]`` (SAM's clicks; labels default to 1)
     stand alone or refine a box.
     """
+    points, labels = _listed(points, "target.points"), _listed(labels, "target.labels")
     if not has_target(prompt, point, box, points, labels) and not labels:
         return None
     text = str(prompt).strip() if prompt is not None else ""
@@ -81,20 +84,26 @@ def has_target(
     labels: Sequence[int] | None = None,
 ) -> bool:
     """Whether the user named a target at all (a blank prompt is none; clicks count)."""
-    named = point is not None or box is not None or bool(points)
+    named = point is not None or box is not None or (points is not None and len(points) > 0)
     return named or bool(str(prompt).strip() if prompt is not None else "")
 
 
 def _parse_clicks(
     points: Sequence[Sequence[float]] | None, labels: Sequence[int] | None
 ) -> tuple[tuple[Point, ...], tuple[int, ...]]:
+    points, labels = _listed(points, "target.points"), _listed(labels, "target.labels")
     if not points:
         if labels:
             raise DisplacementError("target.labels needs target.points, one label per point")
         return (), ()
-    clicks = tuple(_point(p) for p in points)
+    if all(not _is_sequence(p) for p in points):  # [200, 150]: one point, not a list of them
+        raise DisplacementError(
+            f"target.points needs a list of points [[x, y], ...], got {_shown(points)}: "
+            f"write target.points=[{_shown(points)}] (or target.point={_shown(points)})"
+        )
+    clicks = tuple(_point(p, "target.points") for p in points)
     try:
-        marks = tuple(1 for _ in clicks) if labels is None else tuple(int(m) for m in labels)
+        marks = tuple(1 for _ in clicks) if labels is None else tuple(_whole(m) for m in labels)
     except (TypeError, ValueError):
         marks = ()
     if len(marks) != len(clicks) or any(m not in (0, 1) for m in marks):
@@ -131,9 +140,33 @@ def keep_out_boxes(value: object, width: int, height: int) -> tuple[Box, ...]:
     return fit_boxes(parse_boxes(value), width, height)
 
 
+def _is_sequence(value: object) -> bool:
+    """A list of values: a list, tuple or NumPy array, not a text (``'20'`` is no point)."""
+    return isinstance(value, Sequence | np.ndarray) and not isinstance(value, str | bytes)
+
+
+def _listed(value: Any, name: str) -> list[Any] | None:
+    """``value`` (a list, tuple or NumPy array of values) as a list; a text is refused,
+    never read character by character (``labels="10"`` is not ``[1, 0]``)."""
+    if value is None:
+        return None
+    if not _is_sequence(value):
+        raise DisplacementError(
+            f"{name} needs a list, got {_shown(value)}: write {name}=[...] without quotes"
+        )
+    return np.asarray(value).tolist() if isinstance(value, np.ndarray) else list(value)
+
+
+def _whole(value: Any) -> int:
+    """A label: a whole number (``1``, ``0``, or their text in a manifest)."""
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise ValueError(value)
+    return int(float(value))
+
+
 def _numbers(value: Sequence[float], count: int, name: str) -> list[int]:
-    try:
-        numbers = [float(v) for v in value]
+    try:  # a list of numbers (a manifest's cells give them as texts); never one text
+        numbers = [float(v) for v in value] if _is_sequence(value) else []
     except (TypeError, ValueError):
         numbers = []
     if len(numbers) != count or not all(math.isfinite(n) for n in numbers):
@@ -142,11 +175,15 @@ def _numbers(value: Sequence[float], count: int, name: str) -> list[int]:
 
 
 def _shown(value: object) -> str:
-    return str(list(value)) if isinstance(value, Sequence) and not isinstance(value, str) else repr(value)
+    """A value as a message shows it: a list as ``[1, 2]``, a text quoted, at most 80 characters."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    text = str(list(value)) if _is_sequence(value) else repr(value)  # type: ignore[arg-type]
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _point(point: Sequence[float]) -> Point:
-    x, y = _numbers(point, 2, "target.point")
+def _point(point: Sequence[float], name: str = "target.point") -> Point:
+    x, y = _numbers(point, 2, name)
     return (x, y)
 
 

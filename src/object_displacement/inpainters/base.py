@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 import cv2
 import numpy as np
 
 from object_displacement.geometry import context_box, resize
+from object_displacement.settings import MAX_WORKERS, Range
 from object_displacement.types import Box, Candidate, Image, Mask
 
 WHOLE = 0.999
@@ -65,7 +66,9 @@ class Inpainter(ABC):
     """True for a backend that makes new content (diffusion) rather than copying or
     diffusing the photo's: it fills a lifted shadow with the hole instead of relighting it."""
 
-    def __init__(self, context: float | None = None, workers: int = 1) -> None:
+    def __init__(
+        self, context: float | None = None, workers: Annotated[int, Range(0, MAX_WORKERS)] = 1
+    ) -> None:
         self.context = context
         self.workers = workers
 

@@ -13,6 +13,7 @@ from object_displacement.inpainters.base import Inpainter, InpaintFailed
 from object_displacement.inpainters.harmonize import harmonized_paste
 from object_displacement.inpainters.model_crops import latent_mask, model_crops, model_size
 from object_displacement.runtime import UsesDevice, quiet_libraries
+from object_displacement.settings import Seed
 from object_displacement.types import Box, Image, Mask
 from object_displacement.weights import (
     ModelWeights,
@@ -75,7 +76,7 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         steps: int = 30,
         guidance: float = 7.5,
         strength: float = 0.99,
-        seed: int = 0,
+        seed: Seed = 0,
         resolution: int = 1024,
         max_aspect: float = 2.0,
         max_upscale: float = 2.0,

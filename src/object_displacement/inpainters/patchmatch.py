@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import cv2
 import numpy as np
 import patchmatch
 
 from object_displacement.geometry import bbox_diagonal, dilate, grown_box
 from object_displacement.inpainters.base import Crop, Inpainter
+from object_displacement.settings import MAX_PATCH, MAX_WORKERS, Range, Seed
 from object_displacement.types import Box, Candidate, Image, Mask
 
 MIN_PATCHES = 4
@@ -79,14 +82,14 @@ class PatchMatchInpainter(Inpainter):
 
     def __init__(
         self,
-        patch_size: int = 3,
-        seed: int = 0,
+        patch_size: Annotated[int, Range(1, MAX_PATCH)] = 3,
+        seed: Seed = 0,
         context: float | None = None,
         source_band: float | None = 0.06,
         min_band: int = 16,
         reach: int = 40,
         reach_tolerance: float = 3.0,
-        workers: int = 0,
+        workers: Annotated[int, Range(0, MAX_WORKERS)] = 0,
         work_pixels: int | None = 200_000,
         min_work_scale: float = 0.5,
     ) -> None:

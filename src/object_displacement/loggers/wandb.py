@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from object_displacement.loggers.base import RunLogger, flatten
 from object_displacement.types import Image
@@ -62,6 +65,14 @@ class WandbLogger(RunLogger):
             group = sweep
         if self.dir:
             Path(self.dir).mkdir(parents=True, exist_ok=True)
+        home_dirs_or_local(Path(self.dir or os.getcwd()) / "wandb")
+        mode = self.mode or default_mode()
+        if mode == "online" and not server_reachable():
+            log.warning(
+                "W&B: %s cannot be reached; logging offline (`wandb sync` uploads the run later)",
+                server_url(),
+            )
+            mode = "offline"
         self.run = wandb.init(
             project=self.project,
             entity=self.entity,
@@ -70,7 +81,7 @@ class WandbLogger(RunLogger):
             tags=self.tags,
             config=config,
             dir=self.dir,
-            mode=self.mode or default_mode(),
+            mode=mode,
             settings=wandb.Settings(silent=True, console="off"),
             reinit="create_new",
         )
@@ -112,6 +123,49 @@ def default_mode() -> str:
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     logged_in = netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
     return "online" if os.environ.get("WANDB_API_KEY") or logged_in else "offline"
+
+
+HOME_DIRS = {
+    "WANDB_DATA_DIR": ((".local", "share", "wandb"), ".data"),
+    "WANDB_CACHE_DIR": ((".cache", "wandb"), ".cache"),
+    "WANDB_CONFIG_DIR": ((".config", "wandb"), ".config"),
+}
+"""W&B's folders under the home directory, the variables that move them, and their names
+in the run's ``wandb/`` when the home directory cannot hold them."""
+REACH_TIMEOUT_S = 3.0
+
+
+def home_dirs_or_local(local: Path) -> None:
+    """Where the home directory cannot hold W&B's folders (unwritable, or not a folder), put
+    them under ``local`` (the run's own ``wandb/``): W&B would fail after the outputs were
+    written. A variable the user set is left alone."""
+    for variable, (parts, name) in HOME_DIRS.items():
+        if os.environ.get(variable):
+            continue
+        folder = Path.home().joinpath(*parts)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError:
+            os.environ[variable] = str(local / name)
+            log.info("W&B: %s cannot be written; %s=%s", folder, variable, os.environ[variable])
+
+
+def server_url() -> str:
+    return os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+
+
+def server_reachable(timeout: float = REACH_TIMEOUT_S) -> bool:
+    """Whether W&B's server answers a TCP connection within ``timeout`` seconds: a run never
+    waits on a network (W&B itself retries for 90 s, then fails)."""
+    url = urlsplit(server_url())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _hydra_job() -> tuple[str, str | None]:

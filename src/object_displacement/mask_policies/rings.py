@@ -11,6 +11,7 @@ from object_displacement.errors import DisplacementError
 from object_displacement.fill import smooth_fill
 from object_displacement.geometry import dilate, place_object, ring, unit_length
 from object_displacement.mask_policies.base import MaskPolicy
+from object_displacement.settings import Seed
 from object_displacement.types import Image, Mask, Matte, Move, Plan
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class RingMaskPolicy(MaskPolicy):
         speckle_density: float = 0.0,
         speckle_band: float = 0.1,
         speckle_radius: int = 2,
-        seed: int = 0,
+        seed: Seed = 0,
     ) -> None:
         if units not in ("relative", "pixels"):
             raise ValueError(f"units must be 'relative' or 'pixels', got {units!r}")

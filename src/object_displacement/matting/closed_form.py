@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import math
 from typing import Any, Literal
 
@@ -15,6 +16,8 @@ from object_displacement.errors import DisplacementError
 from object_displacement.geometry import dilate, grown_box, resize_mask, unit_length
 from object_displacement.matting.base import Matting
 from object_displacement.types import Candidate, Image, Mask, Matte
+
+log = logging.getLogger(__name__)
 
 INSTALL = "pip install 'object-displacement[matting]'"
 
@@ -67,6 +70,10 @@ class ClosedFormMatting(Matting):
         x0, y0, x1, y1 = box
         crop, inside = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
         sure, reach = _trimap_zones(inside, radius)
+        if reach.all() or not sure.any():  # no background around it (it fills the frame) or no core
+            log.warning("matting: the object leaves no %s to learn from; its edge stays hard",
+                        "background" if reach.all() else "inside")  # fmt: skip
+            return Matte(mask.astype(np.float32), image.copy())
         alpha = self._alpha(crop, inside, radius, int((reach & ~sure).sum()))
         alpha = np.where(sure, 1.0, np.where(reach, alpha, 0.0))
         alpha[alpha < CLAMP], alpha[alpha > 1 - CLAMP] = 0.0, 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import cv2
 import numpy as np
@@ -16,6 +17,7 @@ from object_displacement.segmenters.background import (
 )
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.segmenters.edges import upsample_mask
+from object_displacement.settings import MAX_ITERATIONS, Range, Seed
 from object_displacement.types import Box, Candidate, Image, Point, Target
 
 
@@ -105,11 +107,11 @@ class GrabCutSegmenter(Segmenter):
 
     def __init__(
         self,
-        iterations: int = 5,
+        iterations: Annotated[int, Range(1, MAX_ITERATIONS)] = 5,
         context: float = 0.5,
         point_box: float = 0.3,
         min_area: float = 0.05,
-        seed: int = 0,
+        seed: Seed = 0,
         grow: bool = True,
         grow_contrast: float = 4.0,
         grow_floor: float = 10.0,

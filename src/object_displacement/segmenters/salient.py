@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import suppress
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
@@ -17,6 +17,7 @@ from object_displacement.segmenters.base import Segmenter
 from object_displacement.segmenters.edges import upsample_mask
 from object_displacement.segmenters.grabcut import GrabCutSegmenter, scaled_box, shrink, work_factor
 from object_displacement.segmenters.salient_net import Alpha, SalientNet
+from object_displacement.settings import MAX_ITERATIONS, Range, Seed
 from object_displacement.types import Box, Candidate, Image, Mask, Point, Target
 from object_displacement.weights import ModelWeights
 
@@ -84,8 +85,8 @@ class SalientSegmenter(Segmenter, ModelWeights):
         min_area: float = 0.05,
         grabcut: GrabCutSegmenter | None = None,
         work_side: int = 192,
-        iterations: int = 3,
-        seed: int = 0,
+        iterations: Annotated[int, Range(1, MAX_ITERATIONS)] = 3,
+        seed: Seed = 0,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"segmenter.threshold must lie between 0 and 1, got {threshold}")
