@@ -830,7 +830,11 @@ def test_a_long_message_is_cut_to_one_short_line():
     line = one_line(DisplacementError("no object matches the prompt '" + "a" * 10_000 + "': try another"))
     assert line == f"error: no object matches the prompt '{'a' * 40}...' (10000 characters): try another"
     line = one_line(DisplacementError("x" * 10_000))  # nothing quoted: the middle goes
-    assert len(line) < 500 and "characters ...]" in line
+    assert len(line) < 1100 and "characters ...]" in line
+    path = "/data/" + "deep/" * 50 + "photo.jpg"  # a long path is said whole
+    assert (
+        one_line(DisplacementError(f"weights '{path}' are missing")) == f"error: weights '{path}' are missing"
+    )
     assert one_line(DisplacementError("short\nand  plain")) == "error: short and plain"
 
 

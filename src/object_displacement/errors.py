@@ -21,17 +21,26 @@ class WriteError(DisplacementError, OSError):
         return str(self.strerror)
 
 
-MAX_MESSAGE_CHARS = 400
+MAX_MESSAGE_CHARS = 1000
 """The longest message shown: a 10,000-character prompt quoted in full would make a 10 kB line."""
+LONG_VALUE = 200
+"""A quoted value longer than this (not a path) is shown by its start and its length."""
 
 
 def message(err: BaseException) -> str:
     """``err``'s message on one line: a long quoted value (a 10,000-character prompt) is
-    shortened to its start and its length, and a line still over :data:`MAX_MESSAGE_CHARS`
-    loses its middle."""
+    shortened to its start and its length, a path never (the user needs all of it), and a
+    line still over :data:`MAX_MESSAGE_CHARS` loses its middle."""
     text = " ".join(str(err).split()) or type(err).__name__
-    text = re.sub(r"'([^']{80,})'", lambda m: f"'{m.group(1)[:40]}...' ({len(m.group(1))} characters)", text)
+    text = re.sub(rf"'([^']{{{LONG_VALUE + 1},}})'", _shortened, text)
     if len(text) <= MAX_MESSAGE_CHARS:
         return text
     cut = len(text) - MAX_MESSAGE_CHARS + 40
     return f"{text[: MAX_MESSAGE_CHARS - 100]} [... {cut} characters ...] {text[-60:]}"
+
+
+def _shortened(quoted: re.Match[str]) -> str:
+    value = quoted.group(1)
+    if "/" in value and " " not in value:  # a path
+        return quoted.group(0)
+    return f"'{value[:40]}...' ({len(value)} characters)"
