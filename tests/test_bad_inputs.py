@@ -1032,3 +1032,17 @@ def test_wandb_with_no_writable_home_or_no_server_never_fails_the_run(files, tmp
     assert proc.returncode == 0, proc.stderr
     assert "cannot be reached; logging offline" in proc.stderr and "Traceback" not in proc.stderr
     assert list((run / "wandb").glob("offline-run-*")) and (run / "metrics.json").is_file()
+
+
+def test_ctrl_c_during_a_c_extension_import_is_still_an_interrupt():
+    """onnxruntime's import turns a Ctrl-C into "ImportError: initialization failed"."""
+    from object_displacement.cli import _stopped_by
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as stop:
+            raise ImportError("initialization failed") from stop
+    except ImportError as err:
+        assert isinstance(_stopped_by(err), KeyboardInterrupt)
+    assert _stopped_by(ValueError("a bug")) is None

@@ -62,8 +62,25 @@ def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt as err:
             record_failure(_stop_line(err), run_dir)
             interrupted(err)
+        except Exception as err:
+            stop = _stopped_by(err)  # Ctrl-C inside a C extension's import comes back as its error
+            if stop is None:
+                raise
+            record_failure(_stop_line(stop), run_dir)
+            interrupted(stop)
 
     return wrapper
+
+
+def _stopped_by(err: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM an exception was raised from, if any (its cause or context)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return None
 
 
 def one_line(err: BaseException) -> str:
