@@ -53,6 +53,7 @@ from object_displacement.cache import StageCache
 from object_displacement.config import choices, group_choices
 from object_displacement.edit import edit
 from object_displacement.errors import DisplacementError, message
+from object_displacement.geometry import shrink
 from object_displacement.io import SAMPLE_PREFIX, write_image
 from object_displacement.pipeline import Pipeline
 from object_displacement.runtime import UsesDevice
@@ -544,7 +545,7 @@ class Handlers:
                 "'edit the result' moves another object in it."
             )
             factor = app_view.display_factor(*tab.pixels.shape[:2])
-            compare = (app_view.resized(tab.pixels, factor), app_view.resized(result.output, factor))
+            compare = (shrink(tab.pixels, factor), shrink(result.output, factor))
             return (status, compare, files, report(metrics), cli)
 
     @friendly(outputs=12)

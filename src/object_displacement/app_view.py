@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from object_displacement.app_state import Tab, anchor_point, destination
+from object_displacement.geometry import shrink
 from object_displacement.types import Candidate, Image, Mask
 
 DISPLAY_SIDE = 1600
@@ -34,15 +35,6 @@ POLYGON_TOLERANCE = 0.6
 def display_factor(height: int, width: int, side: int = DISPLAY_SIDE) -> float:
     """Display pixels per photo pixel: 1 for photos that fit, less for larger ones."""
     return min(1.0, side / max(height, width))
-
-
-def resized(image: Image, factor: float) -> Image:
-    """``image`` at ``factor`` of its size (area-averaged; itself at 1)."""
-    if factor >= 1.0:
-        return image
-    height, width = image.shape[:2]
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def data_url(image: Image, kind: str = "jpeg") -> str:
@@ -67,7 +59,7 @@ def _shown(pixels: Image) -> tuple[str, str]:
     key = id(pixels)
     with _ENCODING:  # two tabs' threads: one encoding, one name for the photo
         if key not in _URLS:
-            _URLS[key] = (uuid.uuid4().hex, data_url(resized(pixels, display_factor(*pixels.shape[:2]))))
+            _URLS[key] = (uuid.uuid4().hex, data_url(shrink(pixels, display_factor(*pixels.shape[:2]))))
             weakref.finalize(pixels, _URLS.pop, key, None)
         return _URLS[key]
 
@@ -86,7 +78,7 @@ def photo_key(pixels: Image) -> str:
 def polygons(mask: Mask, factor: float) -> list[list[list[float]]]:
     """The mask's outlines, holes included, traced at display size and given in photo
     pixels (edge coordinates): fill them even-odd to draw the mask."""
-    small = mask if factor >= 1.0 else resized(mask.astype(np.uint8) * 255, factor) >= 128
+    small = mask if factor >= 1.0 else shrink(mask.astype(np.uint8) * 255, factor) >= 128
     contours, _ = cv2.findContours(small.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     shapes = []
     for contour in contours:
@@ -103,7 +95,7 @@ def cutout(photo: Image, mask: Mask, factor: float) -> dict[str, Any]:
     pixels: what the editor draws under the pointer while the object is dragged."""
     x0, y0, x1, y1 = Candidate(mask).bbox
     rgba = np.dstack([photo[y0:y1, x0:x1], mask[y0:y1, x0:x1].astype(np.uint8) * 255])
-    return {"url": data_url(resized(rgba, factor), "webp"), "box": [x0, y0, x1, y1]}
+    return {"url": data_url(shrink(rgba, factor), "webp"), "box": [x0, y0, x1, y1]}
 
 
 def view(tab: Tab, anchor: str = "center", mode: str = "", radius: int = 0) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from object_displacement.types import Box, Candidate, Mask
+from object_displacement.types import Box, Candidate, Image, Mask
 
 
 def shift(array: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -194,6 +194,15 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return image.copy()
     shrink = size[0] <= width and size[1] <= height
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def shrink(image: Image, factor: float) -> Image:
+    """``image`` resized by ``factor`` (area averaging); itself when ``factor`` is 1."""
+    if factor >= 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def resize_mask(mask: Mask, width: int, height: int) -> Mask:

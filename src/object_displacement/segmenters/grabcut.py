@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from object_displacement.errors import DisplacementError
-from object_displacement.geometry import clip_box, grown_box
+from object_displacement.geometry import clip_box, grown_box, shrink
 from object_displacement.segmenters.background import (
     background_in_box,
     common_outside,
@@ -364,15 +364,6 @@ def region_box(image: Image, points: Sequence[Point], scale: float) -> Box:
 def work_factor(image: Image, side: int) -> float:
     """The factor that shrinks ``image`` to at most ``side`` px a side (0: no shrinking)."""
     return min(1.0, side / max(image.shape[:2])) if side > 0 else 1.0
-
-
-def shrink(image: Image, factor: float) -> Image:
-    """``image`` resized by ``factor`` (area averaging); itself when ``factor`` is 1."""
-    if factor >= 1.0:
-        return image
-    height, width = image.shape[:2]
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def scaled_box(box: Box, factor: float) -> Box:
