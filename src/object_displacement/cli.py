@@ -15,7 +15,6 @@ import logging
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,8 @@ log = logging.getLogger(__name__)
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
 TERMINATED_EXIT = 143
+SWEEP_MARK = ".sweep-started"
+"""Touched in the sweep dir when a sweep starts: its jobs are the job dirs written after."""
 ERROR_FILE = "error.txt"
 """A failed job's error line, in its run dir: what a sweep's tally counts."""
 
@@ -162,7 +163,12 @@ class RunChecks(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_dir(str(config.hydra.sweep.dir))
-        self.started = time.time() - 1  # the jobs of this sweep: an earlier one's dirs may be there
+        # the jobs of this sweep are those started after this mark (an earlier sweep's dirs may
+        # be there); the mark is a file so both times come from the same clock, the disk's
+        mark = Path(str(config.hydra.sweep.dir)) / SWEEP_MARK
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+        self.started = mark.stat().st_mtime
         target = str(config.hydra.launcher.get("_target_", ""))
         if target.endswith("SlurmLauncher") and shutil.which("sbatch") is None:
             print(
