@@ -52,8 +52,8 @@ class FakeBackend(DiffusionInpainter):
         self.fault = fault
         self.calls: list[dict] = []
 
-    def generate(self, image, mask, negative_prompt):
-        self.calls.append({"image": image, "mask": mask, "negative": negative_prompt})
+    def generate(self, image, mask, negative_prompt, strength=None):
+        self.calls.append({"image": image, "mask": mask, "negative": negative_prompt, "strength": strength})
         return self.fault(image.astype(np.float32) / 255)
 
 
@@ -321,6 +321,45 @@ def test_a_nan_decode_in_fp16_is_decoded_again_in_fp32(tmp_path, caplog):
     assert out[mask].std() > 1  # a real decode, pasted
 
 
+@pytest.mark.models
+@pytest.mark.parametrize("checker", [True, False])
+def test_the_fp32_decode_is_judged_by_the_safety_checker_too(tmp_path, checker):
+    """The re-decode of a NaN fill goes through the checker as the first decode did: a
+    flag blacks it out (a failed attempt), where it used to pass unchecked."""
+    import torch
+
+    from object_displacement.inpainters.diffusion import decode_fp32
+
+    folder = save_sd_inpaint(tmp_path / "sd", tmp_path, safety_checker=True)
+    pipe = DiffusionInpainter(str(folder), variant=None, safety_checker=checker).pipeline()
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():  # as the pipeline's call runs it
+        decoded = decode_fp32(pipe, latents)
+    assert decoded.ndim == 3 and decoded.shape[2] == 3
+    assert (decoded.max() == 0) == checker  # this checker flags whatever it sees
+
+
+@pytest.mark.models
+def test_the_fp32_vae_copies_the_vae_alone_not_the_models_its_offload_hook_reaches(tmp_path):
+    """With ``cpu_offload`` each model's accelerate hook holds the one offloaded before it;
+    a deep copy of the VAE copied the UNet and the text encoders along."""
+    import torch
+    from accelerate import cpu_offload_with_hook
+    from diffusers import AutoPipelineForInpainting
+
+    from object_displacement.inpainters.diffusion import fp32_vae
+
+    pipe = AutoPipelineForInpainting.from_pretrained(save_sd_inpaint(tmp_path / "sd", tmp_path))
+    hook = None
+    for model in (pipe.text_encoder, pipe.unet, pipe.vae):  # the pipeline's offload order
+        _, hook = cpu_offload_with_hook(model, execution_device="cpu", prev_module_hook=hook)
+    vae = fp32_vae(pipe.vae)
+    assert not any(hasattr(module, "_hf_hook") for module in vae.modules())
+    assert all(p.dtype == torch.float32 for p in vae.parameters())
+    state = {k: v.float() for k, v in pipe.vae.state_dict().items()}
+    assert all(torch.equal(v, state[k]) for k, v in vae.state_dict().items())
+
+
 def test_a_fill_that_stays_nan_is_a_failed_attempt():
     image, mask = hole_scene()
     with pytest.raises(InpaintFailed, match="not finite"):
@@ -448,3 +487,126 @@ def test_the_model_path_fills_the_old_shadow_and_casts_the_moved_one_after_the_f
     cast = (shadow.moved > 0.3) & ~plan.inpaint_mask & ~plan.moved_mask
     assert cast.sum() > 200
     assert (result.output[cast].astype(int).sum(axis=1) < image[cast].astype(int).sum(axis=1)).all()
+
+
+# -- stage cache and precision --------------------------------------------------------------------
+
+
+@pytest.mark.models
+def test_the_stage_cache_never_serves_masks_made_in_another_precision(make_cfg, tiny_models):
+    from object_displacement.build import build_pipeline
+    from tests.tiny_models import overrides
+
+    model_args = [o for o in overrides(tiny_models) if not o.startswith("inpainter")]
+    keys = {
+        precision: build_pipeline(make_cfg(*model_args, f"fabric.precision={precision}")).cache
+        for precision in ("32-true", "bf16-mixed")
+    }
+    assert keys["32-true"].segmenter_key != keys["bf16-mixed"].segmenter_key
+    assert keys["32-true"].selector_key != keys["bf16-mixed"].selector_key
+    again = build_pipeline(make_cfg(*model_args, "fabric.precision=32-true")).cache
+    assert again.segmenter_key == keys["32-true"].segmenter_key  # the same run still hits
+
+
+@pytest.mark.models
+def test_model_components_report_the_models_they_hold_and_a_cpu_run_parks_none(tiny_models):
+    from object_displacement.runtime import make_room
+
+    sam = tiny_sam(tiny_models)
+    assert sam.resident_bytes() == 0  # nothing loaded yet
+    model = sam.model()
+    weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    assert sam.resident_bytes() == weights
+    inpainter = DiffusionInpainter(str(tiny_models["sd"]), variant=None, resolution=64)
+    assert inpainter.working_bytes() > 0
+    assert make_room(inpainter, [sam, inpainter]) == []  # a CPU shares the host's memory
+    assert sam.resident_bytes() == weights
+
+
+# -- prefill: denoising from a classical fill -------------------------------------------------------
+
+
+class CountingTelea(OpenCVInpainter):
+    """OpenCV's Telea fill that counts the crops it fills (to see which attempts prefill)."""
+
+    def __init__(self) -> None:
+        super().__init__(method="telea")
+        self.filled = 0
+
+    def fill(self, image, mask, avoid=None, subject=None):
+        self.filled += 1
+        return super().fill(image, mask, avoid, subject)
+
+
+def run_ghost_check(inpainter, caplog, attempts: int = 2):
+    """Attempts on the hole scene with a threshold nothing meets: every retry runs."""
+    image, mask = hole_scene()
+    plan = RingMaskPolicy().plan(image, mask, Move(dx=50, dy=0))
+    plan.composite, plan.inpaint_mask = PasteCompositor()(plan)
+    with caplog.at_level(logging.INFO):
+        _, records = GhostCheck(threshold=-2.0, max_attempts=attempts, reseed=attempts - 1)(inpainter, plan)
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("inpainting: step")]
+    return records, steps
+
+
+@pytest.mark.models
+def test_the_ghost_checks_retry_denoises_from_the_classical_prefill(tiny_models, caplog):
+    prefill = CountingTelea()
+    inpainter = DiffusionInpainter(
+        str(tiny_models["sd"]),
+        variant=None,
+        resolution=64,
+        steps=8,
+        strength=1.0,
+        prefill=prefill,
+        prefill_strength=0.5,
+    )
+    records, steps = run_ghost_check(inpainter, caplog)
+    assert [r["inpainter"] for r in records] == [
+        "DiffusionInpainter seed 0",
+        "DiffusionInpainter seed 1 prefilled at 0.5",
+    ]
+    assert prefill.filled >= 1  # the retry's crops, and only its
+    first_run = steps.index("inpainting: step 8/8") + 1
+    assert steps[first_run:][-1] == "inpainting: step 4/4"  # strength 0.5 of 8 steps
+    assert inpainter.prefilling is False  # the configured inpainter is left as it was
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("prefill_on", ["always", "never"])
+def test_prefill_on_always_prefills_every_attempt_and_never_none(tiny_models, caplog, prefill_on):
+    prefill = CountingTelea()
+    inpainter = DiffusionInpainter(
+        str(tiny_models["sd"]), variant=None, resolution=64, steps=4, prefill=prefill, prefill_on=prefill_on
+    )
+    records, _ = run_ghost_check(inpainter, caplog)
+    prefilled = ["prefilled" in r["inpainter"] for r in records]
+    assert prefilled == ([True, True] if prefill_on == "always" else [False, False])
+    assert (prefill.filled > 0) == (prefill_on == "always")
+
+
+def test_prefill_settings_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="prefill_on must be one of retries, always, never"):
+        DiffusionInpainter("folder", prefill_on="sometimes")
+
+
+def test_a_fill_that_redraws_the_object_is_retried_from_the_prefill_and_comes_out_empty():
+    """The trackers' complaint, as a backend: it gives back what it was given, so the old
+    place keeps showing the object (an afterimage the ghost check sees). A reseed alone
+    would redraw it again; the retry denoises from Telea's fill and the place is empty."""
+    image = cv2.resize(data.rocket(), (300, 200), interpolation=cv2.INTER_AREA)
+    mask = np.zeros(image.shape[:2], bool)
+    mask[40:160, 130:165] = True  # the rocket
+    plan = RingMaskPolicy().plan(image, mask, Move(dx=90, dy=0))
+    plan.composite, plan.inpaint_mask = PasteCompositor()(plan)
+    plan.composite[plan.inpaint_mask] = image[plan.inpaint_mask]  # a fill that redraws the object
+    redraws = FakeBackend(strength=1.0, prefill=OpenCVInpainter(method="telea"), resolution=64)
+    output, attempts = GhostCheck(threshold=0.3, max_attempts=2, reseed=1)(redraws, plan)
+    assert attempts[0]["ghost"] > 0.3 and "prefilled" not in attempts[0]["inpainter"]
+    assert attempts[1]["ghost"] <= 0.3 and "prefilled at 0.75" in attempts[1]["inpainter"]
+    assert [call["strength"] for call in redraws.calls[-1:]] == [0.75]
+    vacated = plan.source_mask & ~plan.moved_mask
+    assert np.abs(output[vacated].astype(int) - image[vacated]).mean() > 10  # the kept fill is not the rocket
+    no_prefill = FakeBackend(strength=1.0, resolution=64)
+    _, again = GhostCheck(threshold=0.3, max_attempts=2, reseed=1)(no_prefill, plan)
+    assert all(a["ghost"] > 0.3 for a in again)  # another seed redraws it all the same

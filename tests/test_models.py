@@ -57,6 +57,7 @@ def test_sam_automatic_mode_for_a_text_only_target(tiny_models):
 
 @pytest.mark.models
 def test_models_load_once_per_process(tiny_models):
+    weights.clear_models()  # whatever earlier tests loaded
     segmenter = sam(tiny_models)
     segmenter.model()
     before = weights.load_count

@@ -292,9 +292,10 @@ SAM3_SIDE = 112
 """Input side of the tiny SAM 3: 8x8 patches of 14 px, windows of 4 patches."""
 
 
-def save_sam3(folder: Path, work: Path, size: Size = "tiny") -> Path:
+def save_sam3(folder: Path, work: Path, size: Size = "tiny", dtype: str = "float32") -> Path:
     """A SAM 3 folder (model, image processor, CLIP tokenizer), via ``save_pretrained``: tiny
-    (``SAM3_SIDE`` px inputs) or the released architecture (1008 px)."""
+    (``SAM3_SIDE`` px inputs) or the released architecture (1008 px), its weights saved in
+    ``dtype`` (``bfloat16`` or ``float16`` halve a real download)."""
     import torch
     from transformers import Sam3Config, Sam3ImageProcessor, Sam3Model, Sam3Processor
 
@@ -332,7 +333,7 @@ def save_sam3(folder: Path, work: Path, size: Size = "tiny") -> Path:
         ),
         clip_tokenizer(work / "sam3_tokenizer"),
     )
-    Sam3Model(config).save_pretrained(folder)
+    Sam3Model(config).to(getattr(torch, dtype)).save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
 
@@ -349,9 +350,9 @@ def bert_tokenizer(folder: Path, words: int = 1100):
     return BertTokenizerFast(str(folder / "vocab.txt"))
 
 
-def save_grounding_dino(folder: Path, work: Path, size: Size = "tiny") -> Path:
+def save_grounding_dino(folder: Path, work: Path, size: Size = "tiny", dtype: str = "float32") -> Path:
     """A Grounding DINO folder: tiny (Swin + BERT, 2 decoder layers, 128 px inputs) or the
-    released Grounding DINO tiny (Swin-T + BERT base)."""
+    released Grounding DINO tiny (Swin-T + BERT base), its weights saved in ``dtype``."""
     import torch
     from transformers import (
         GroundingDinoConfig,
@@ -397,9 +398,20 @@ def save_grounding_dino(folder: Path, work: Path, size: Size = "tiny") -> Path:
     processor = GroundingDinoProcessor(
         GroundingDinoImageProcessor(size={"shortest_edge": 128, "longest_edge": 256}), tokenizer
     )
-    GroundingDinoForObjectDetection(config).save_pretrained(folder)
+    GroundingDinoForObjectDetection(config).to(getattr(torch, dtype)).save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def drop_weights(model_file: Path, prefix: str) -> list[str]:
+    """Remove the tensors whose names start with ``prefix`` from a safetensors file, as an
+    incomplete download or a hand-pruned checkpoint would; the names removed."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(model_file)
+    dropped = [name for name in tensors if name.startswith(prefix)]
+    save_file({k: v for k, v in tensors.items() if k not in dropped}, model_file, metadata={"format": "pt"})
+    return dropped
 
 
 def save_salient(path: Path, side: int = 64) -> Path:

@@ -152,18 +152,21 @@ def build_pipeline(cfg: DictConfig, job_number: int | None = None) -> Pipeline:
         shadow=build(cfg.shadow, ShadowMover) if _chosen(cfg.get("shadow")) else None,
         defaults=edit_defaults(cfg),
     )
+    check_weights(pipeline.components())  # one line now, before Fabric brings in torch
+    models = [c for c in pipeline.components() if isinstance(c, UsesDevice)]
+    runtime = ""
+    if models:
+        fabric = make_fabric(**cfg.fabric, job_number=job_number)
+        for component in models:
+            component.setup(fabric)
+        runtime = models[0].runtime
     pipeline.cache = StageCache(
         cache_dir,
         plain(cfg.segmenter, resolve=True),
         plain(cfg.selector, resolve=True),
         code=(pipeline.segmenter, pipeline.selector),
+        runtime=runtime,
     )
-    check_weights(pipeline.components())  # one line now, before Fabric brings in torch
-    models = [c for c in pipeline.components() if isinstance(c, UsesDevice)]
-    if models:
-        fabric = make_fabric(**cfg.fabric, job_number=job_number)
-        for component in models:
-            component.setup(fabric)
     return pipeline
 
 

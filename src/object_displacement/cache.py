@@ -49,6 +49,9 @@ class StageCache:
         selector: the selector's config, as plain data (part of the key).
         code: the components whose source code the entries depend on (the segmenter, the
             selector and those it dispatches to): part of the key.
+        runtime: where and in what precision the models run (``cuda:0 bf16-mixed``): part
+            of the key, since a model's masks and scores differ between fp32 and half
+            precision, and a cache shared by machines must not serve one's to the other.
     """
 
     def __init__(
@@ -57,9 +60,10 @@ class StageCache:
         segmenter: Any = None,
         selector: Any = None,
         code: tuple[Any, Any] = (None, None),
+        runtime: str = "",
     ) -> None:
         self.directory = Path(directory) if directory is not None else None
-        segmenter_code, selector_code = (source_digest(c) for c in code)
+        segmenter_code, selector_code = (source_digest(c) + runtime for c in code)
         self.segmenter_key = _digest(json.dumps(segmenter, sort_keys=True, default=str) + segmenter_code)
         self.selector_key = _digest(json.dumps(selector, sort_keys=True, default=str) + selector_code)
         self.hits: list[str] = []

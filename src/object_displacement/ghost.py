@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
@@ -55,8 +54,9 @@ def _detail(image: Image) -> np.ndarray:
 class GhostCheck:
     """Inpaint, score the old place, and try again while the object still shows.
 
-    Attempts go: the configured inpainter, then it with the next ``reseed`` seeds (if it
-    has a seed), then each of ``fallbacks``; at most ``max_attempts`` in all. The attempt
+    Attempts go: the configured inpainter, then its ``reseed`` retries (``Inpainter.retry``:
+    the next seeds of a randomized backend; a diffusion inpainter's also denoise from its
+    classical ``prefill``), then each of ``fallbacks``; at most ``max_attempts`` in all. The attempt
     with the lowest score is kept, and every attempt is recorded.
 
     Args:
@@ -121,18 +121,11 @@ class GhostCheck:
         return best[1], attempts
 
     def _candidates(self, inpainter: Inpainter) -> Iterator[tuple[str, Inpainter]]:
-        yield _label(inpainter), inpainter
-        if hasattr(inpainter, "seed"):
-            for step in range(1, self.reseed + 1):
-                again = copy.copy(inpainter)
-                again.seed = inpainter.seed + step  # type: ignore[attr-defined]
-                yield _label(again), again
+        yield inpainter.label, inpainter
+        for step in range(1, self.reseed + 1):
+            again = inpainter.retry(step)
+            if again is None:
+                break
+            yield again.label, again
         for fallback in self.fallbacks:
-            yield _label(fallback), fallback
-
-
-def _label(inpainter: Inpainter) -> str:
-    name = type(inpainter).__name__
-    method = getattr(inpainter, "method", None)
-    seed = getattr(inpainter, "seed", None)
-    return name + (f"({method})" if method else "") + (f" seed {seed}" if seed is not None else "")
+            yield fallback.label, fallback

@@ -15,6 +15,7 @@ from object_displacement.ghost import GhostCheck
 from object_displacement.inpainters.base import Inpainter
 from object_displacement.mask_policies.base import MaskPolicy
 from object_displacement.matting.base import Matting
+from object_displacement.runtime import make_room
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.selectors.auto import AutoSelector
 from object_displacement.selectors.base import Selector
@@ -120,6 +121,7 @@ class Pipeline:
         if keep_out:
             plan.keep_out = boxes_mask(keep_out, image.shape[1], image.shape[0])
         plan.composite, plan.inpaint_mask = timed("composite", lambda: self.compositor(plan))
+        make_room(self.inpainter, self.components())  # a GPU too small for every model at once
         output, result.attempts = timed(
             "inpaint", lambda: self.ghost_check(self.inpainter, plan, target.prompt)
         )

@@ -10,8 +10,8 @@ import contextlib
 import logging
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from object_displacement.errors import DisplacementError
 
@@ -20,12 +20,16 @@ if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
 log = logging.getLogger(__name__)
+M = TypeVar("M")
+
+GPU_RESERVE = 0.1
+"""The share of a card kept free of models: CUDA's context, the allocator's fragments."""
 
 
 def make_fabric(
     accelerator: str = "auto", devices: Any = 1, precision: str = "auto", job_number: int | None = None
 ) -> Fabric:
-    """A single-device Fabric; ``precision: auto`` is fp16 on CUDA and fp32 on CPU.
+    """A single-device Fabric; ``precision: auto`` is :func:`auto_precision`'s choice.
 
     One edit runs on one device: ``devices`` other than 1 (or one index, ``[2]``) is
     refused. Several GPUs serve a parallel sweep instead: on a machine with N of them,
@@ -42,15 +46,29 @@ def make_fabric(
         )
     cuda = torch.cuda.is_available() and accelerator in ("auto", "cuda", "gpu")
     if precision == "auto":
-        precision = "16-mixed" if cuda else "32-true"
+        precision = auto_precision(cuda, cuda and torch.cuda.is_bf16_supported(including_emulation=False))
     index = sweep_device(job_number, torch.cuda.device_count()) if cuda else None
     if one_index:
         devices = [int(devices[0])]  # the user's choice of GPU
     elif index is not None:
         devices = [index]
-    fabric = Fabric(accelerator=accelerator, devices=devices, precision=precision)
+    with warnings.catch_warnings():
+        # on a machine with SLURM's tools, Fabric advises `srun` for multi-process runs; an
+        # edit is one process (a sweep's jobs are submitted by the launcher)
+        warnings.filterwarnings("ignore", message="The `srun` command is available")
+        fabric = Fabric(accelerator=accelerator, devices=devices, precision=precision)
     log.info("fabric: %s, precision %s", fabric.device, precision)
     return fabric
+
+
+def auto_precision(cuda: bool, bf16_supported: bool) -> str:
+    """Fabric's precision for ``precision: auto``: bf16 autocast on a GPU that computes in
+    bf16 (Ampere and later; SAM 3's own examples use it, and its fp32 range cannot overflow
+    where fp16 does), fp16 autocast on older GPUs, fp32 on a CPU (CPU autocast is slower
+    than fp32 for these models)."""
+    if not cuda:
+        return "32-true"
+    return "bf16-mixed" if bf16_supported else "16-mixed"
 
 
 def sweep_device(job_number: int | None, device_count: int) -> int | None:
@@ -92,8 +110,90 @@ class UsesDevice:
             return torch.bfloat16
         return torch.float16 if precision.startswith("16") else torch.float32
 
+    @property
+    def runtime(self) -> str:
+        """Where and in what precision the model runs (``cuda:0 bf16-mixed``): the same
+        inputs give other outputs elsewhere, so stage cache keys hold it."""
+        precision = "32-true" if self.fabric is None else self.fabric.strategy.precision.precision
+        return f"{self.device} {precision}"
+
+    def placed(self, module: M) -> M:
+        """``module`` (a model this component runs) on this component's device, where
+        :func:`make_room` may have parked it; recorded, so that it can be parked."""
+        modules = self.__dict__.setdefault("_modules", [])
+        if not any(m is module for m in modules):
+            modules.append(module)
+        if self.device.type != "cpu" and _device_of(module) != self.device:
+            log.info("moving %s back to %s", type(module).__name__, self.device)
+            module.to(self.device)  # type: ignore[attr-defined]
+        return module
+
+    def resident_bytes(self) -> int:
+        """Bytes of this component's models (weights and buffers) on its device now."""
+        return sum(_bytes(m) for m in self.__dict__.get("_modules", []) if _device_of(m) == self.device)
+
+    def working_bytes(self) -> int:
+        """Device memory this component needs while it runs; by default its weights."""
+        return self.resident_bytes()
+
+    def park(self) -> None:
+        """Move this component's models to host memory until their next use."""
+        for module in self.__dict__.get("_modules", []):
+            module.to("cpu")
+
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return self.fabric.autocast() if self.fabric is not None else contextlib.nullcontext()
+
+
+def models_to_park(
+    card_bytes: int, resident: Mapping[str, int], running_bytes: int, reserve: float = GPU_RESERVE
+) -> list[str]:
+    """Which resident models leave the GPU so that a model needing ``running_bytes`` runs:
+    none when everything fits in the card less ``reserve`` of it, else the largest first
+    until the rest fits. SAM vit_h (2.6 GB), SAM 3 (3.4 GB), Grounding DINO and CLIP kept
+    beside SDXL (7 GB of fp16 weights and its working memory) overflow a 12 GB card."""
+    budget = card_bytes * (1 - reserve) - running_bytes
+    parked: list[str] = []
+    for name in sorted(resident, key=lambda n: -resident[n]):
+        if sum(resident.values()) - sum(resident[p] for p in parked) <= budget:
+            break
+        parked.append(name)
+    return parked
+
+
+def make_room(running: object, components: Iterable[object]) -> list[str]:
+    """Before ``running`` runs a model on a GPU, park the other components' models that
+    :func:`models_to_park` says must leave; their next use brings them back. The names of
+    the components parked; nothing on a CPU, where models share the host's memory."""
+    if not isinstance(running, UsesDevice) or running.fabric is None:  # no Fabric: the CPU
+        return []
+    if running.device.type != "cuda":
+        return []
+    import torch
+
+    others = {
+        f"{type(c).__name__}#{n}": c
+        for n, c in enumerate(components)
+        if isinstance(c, UsesDevice) and c is not running and c.device == running.device
+    }
+    card = torch.cuda.get_device_properties(running.device).total_memory
+    resident = {name: c.resident_bytes() for name, c in others.items()}
+    parked = models_to_park(card, resident, running.working_bytes())
+    for name in parked:
+        others[name].park()
+    if parked:
+        torch.cuda.empty_cache()
+        log.info("moved %s to host memory while %s runs", ", ".join(parked), type(running).__name__)
+    return parked
+
+
+def _device_of(module: Any) -> Any:
+    tensor = next(iter(module.parameters()), None)
+    return None if tensor is None else tensor.device
+
+
+def _bytes(module: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,27 @@ class Inpainter(ABC):
             filled = self.fill_crop(out, crop, avoid, subject) if fills is None else fills[number]
             out[crop.region] = self.paste(original, filled, crop.mask[crop.region])
         return out
+
+    def retry(self, step: int) -> Inpainter | None:
+        """This inpainter for the ghost check's ``step``-th retry (1, 2...): the next seed
+        of a randomized backend; ``None`` for one whose fill would not change."""
+        seed = getattr(self, "seed", None)
+        if seed is None:
+            return None
+        again = copy.copy(self)
+        again.seed = seed + step  # type: ignore[attr-defined]
+        return again
+
+    @property
+    def label(self) -> str:
+        """How an attempt by this inpainter is recorded: its class, method and seed."""
+        method = getattr(self, "method", None)
+        seed = getattr(self, "seed", None)
+        return (
+            type(self).__name__
+            + (f"({method})" if method else "")
+            + (f" seed {seed}" if seed is not None else "")
+        )
 
     def plan_crops(
         self, image: Image, mask: Mask, avoid: Mask | None = None, seam: Mask | None = None

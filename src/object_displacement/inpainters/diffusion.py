@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -13,11 +12,12 @@ from object_displacement.inpainters.base import Inpainter, InpaintFailed
 from object_displacement.inpainters.harmonize import harmonized_paste
 from object_displacement.inpainters.model_crops import latent_mask, model_crops, model_size
 from object_displacement.runtime import UsesDevice, quiet_libraries
-from object_displacement.settings import Seed
+from object_displacement.settings import Range, Seed
 from object_displacement.types import Box, Image, Mask
 from object_displacement.weights import (
     ModelWeights,
     WeightsMissing,
+    check_complete,
     is_local,
     load_once,
     missing,
@@ -27,8 +27,13 @@ from object_displacement.weights import (
 log = logging.getLogger(__name__)
 
 DTYPES = ("fp32", "fp16", "bf16")
+PREFILL_ON = ("retries", "always", "never")
 BLACK_LEVEL = 2
 """A fill whose every value is at most this is a safety checker's black image, not a fill."""
+WORKING_BYTES_AT_1024 = 4 * 2**30
+"""Device memory a denoising run at 1024x1024 needs beside its weights (activations, the
+VAE's decode at full size), by arithmetic from diffusers' SDXL memory notes, not measured
+here (no GPU); it scales with the crop's area."""
 
 
 class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
@@ -59,6 +64,14 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         cpu_offload: keep sub-models on the CPU until used (small GPUs; slower; needs a GPU).
         safety_checker: keep the checker SD 1.5 ships; a false flag blacks out the fill,
             which then counts as a failed attempt. Off by default.
+        prefill: a classical inpainter whose fill the denoising starts from, at
+            ``prefill_strength``, instead of from noise: the known remedy for a fill that
+            invents a new object where background belongs (diffusers #4943, #4836). It
+            costs the classical fill's time and, below strength 1, saves that share of
+            the steps; the fill keeps the prefill's layout, so it can keep its smears too.
+        prefill_on: ``retries`` (the ghost check's retries start from the prefill, the
+            first attempt from noise), ``always`` or ``never``.
+        prefill_strength: how much of the prefill is re-noised (1: none of it survives).
         feather: pixels over which the fill fades in inside the mask (0: hard paste).
         colour_match: match the fill's colours to a ``band``-pixel ring outside the mask.
         band: see ``colour_match``.
@@ -84,6 +97,9 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         dtype: str | None = None,
         cpu_offload: bool = False,
         safety_checker: bool = False,
+        prefill: Inpainter | None = None,
+        prefill_on: str = "retries",
+        prefill_strength: Annotated[float, Range(0.0, 1.0)] = 0.75,
         feather: float = 6.0,
         colour_match: bool = True,
         band: int = 4,
@@ -92,6 +108,8 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         super().__init__(context)
         if dtype is not None and dtype not in DTYPES:
             raise ValueError(f"dtype must be null or one of {', '.join(DTYPES)}, got {dtype!r}")
+        if prefill_on not in PREFILL_ON:
+            raise ValueError(f"prefill_on must be one of {', '.join(PREFILL_ON)}, got {prefill_on!r}")
         if max_aspect < 1 or max_upscale < 1:
             raise ValueError("max_aspect and max_upscale must be at least 1")
         self.model = model
@@ -109,6 +127,11 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         self.weights_dtype = dtype
         self.cpu_offload = cpu_offload
         self.safety_checker = safety_checker
+        self.prefill = prefill
+        self.prefill_on = prefill_on
+        self.prefill_strength = prefill_strength
+        self.prefilling = prefill is not None and prefill_on == "always"
+        """Whether this attempt denoises from the prefill (a retry may turn it on)."""
         self.feather = feather
         self.colour_match = colour_match
         self.band = band
@@ -170,6 +193,7 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
                     "inpainter.variant=null to load the files it has"
                 ) from err
             raise missing("inpainting", self.model, "inpainter.model=/path/to/folder") from err
+        check_complete("inpainting", self.model, unloaded_weights(pipe))
         if self.cpu_offload and self.device.type == "cpu":
             log.warning("inpainter.cpu_offload=true needs a GPU; running on the CPU without offload")
         if self.cpu_offload and self.device.type != "cpu":
@@ -179,7 +203,33 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         pipe.set_progress_bar_config(disable=True)  # steps are logged instead (see _progress)
         return pipe
 
+    def working_bytes(self) -> int:
+        """Weights on the device while it runs (with ``cpu_offload`` the largest sub-model
+        only) and the working memory of a crop at ``resolution``."""
+        import torch
+
+        pipe = self.pipeline()
+        sizes = [
+            sum(t.numel() * t.element_size() for t in [*c.parameters(), *c.buffers()])
+            for c in pipe.components.values()
+            if isinstance(c, torch.nn.Module)
+        ]
+        weights = max(sizes, default=0) if self.cpu_offload else sum(sizes)
+        return weights + round(WORKING_BYTES_AT_1024 * (self.resolution / 1024) ** 2)
+
     # -- inpainting ------------------------------------------------------------------------
+
+    def retry(self, step: int) -> DiffusionInpainter:
+        """The next seed, denoising from the prefill unless ``prefill_on: never``: a retry
+        follows a fill that showed the object again or failed, and noise gave that."""
+        again = super().retry(step)
+        assert isinstance(again, DiffusionInpainter)
+        again.prefilling = self.prefill is not None and self.prefill_on != "never"
+        return again
+
+    @property
+    def label(self) -> str:
+        return super().label + (f" prefilled at {self.prefill_strength:g}" if self.prefilling else "")
 
     def crops(self, mask: Mask) -> list[tuple[Box, Mask]]:
         context = 0.0 if self.context is None else self.context
@@ -194,7 +244,10 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         negative = ", ".join(
             p for p in (self.negative_prompt, subject if self.negative_target else None) if p
         )
-        result = self.generate(resize(image, size), latent_mask(mask, size), negative)
+        start, strength = image, self.strength
+        if self.prefilling and self.prefill is not None:
+            start, strength = self.prefill.inpaint(image, mask, avoid), self.prefill_strength
+        result = self.generate(resize(start, size), latent_mask(mask, size), negative, strength)
         if not np.isfinite(result).all():
             raise InpaintFailed("the model's output is not finite (NaN), even decoded in fp32")
         filled = np.clip(np.rint(result * 255), 0, 255).astype(np.uint8)
@@ -202,8 +255,11 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
             raise InpaintFailed("the model returned a black image (a safety checker's answer)")
         return resize(filled, (width, height))
 
-    def generate(self, image: Image, mask: Mask, negative_prompt: str) -> np.ndarray:
-        """The model's output for ``image`` (at model size) as floats in 0..1, HxWx3.
+    def generate(
+        self, image: Image, mask: Mask, negative_prompt: str, strength: float | None = None
+    ) -> np.ndarray:
+        """The model's output for ``image`` (at model size) as floats in 0..1, HxWx3,
+        denoised at ``strength`` (the setting's when ``None``).
 
         A decode that is not finite (the fp16 VAE overflowing) is decoded once more from the
         same latents with the VAE in fp32."""
@@ -228,7 +284,7 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
                 height=image.shape[0],
                 num_inference_steps=self.steps,
                 guidance_scale=self.guidance,
-                strength=self.strength,
+                strength=self.strength if strength is None else strength,
                 generator=torch.Generator(device="cpu").manual_seed(self.seed),
                 output_type="np",
                 callback_on_step_end=keep_latents,
@@ -240,12 +296,36 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         return np.asarray(result, dtype=np.float32)
 
 
-def decode_fp32(pipe: Any, latents: Any) -> np.ndarray:
-    """Decode ``latents`` with an fp32 copy of the pipeline's VAE (as the pipeline would:
-    unscaled, de-normalised when the VAE has latent statistics), to floats in 0..1."""
+def unloaded_weights(pipe: Any) -> list[str]:
+    """The weights of ``pipe``'s models that its folder did not hold, as ``model.name``.
+
+    diffusers leaves them on the meta device (shapes, no values) and says so only in a log
+    line; the first ``pipe.to`` would then fail with a raw ``NotImplementedError``."""
     import torch
 
-    vae = copy.deepcopy(pipe.vae).to(torch.float32)
+    return [
+        f"{name}.{key}"
+        for name, component in pipe.components.items()
+        if isinstance(component, torch.nn.Module)
+        for key, tensor in [*component.named_parameters(), *component.named_buffers()]
+        if tensor.is_meta
+    ]
+
+
+def decode_fp32(pipe: Any, latents: Any) -> np.ndarray:
+    """Decode ``latents`` with an fp32 VAE (as the pipeline would: unscaled, de-normalised
+    when the VAE has latent statistics), to floats in 0..1; the pipeline's safety checker,
+    when it has one, judges the new decode as it judged the first (a flag blacks it out)."""
+    import torch
+
+    with torch.inference_mode():
+        return _decode_fp32(pipe, latents)
+
+
+def _decode_fp32(pipe: Any, latents: Any) -> np.ndarray:
+    import torch
+
+    vae = fp32_vae(pipe.vae).to(latents.device)
     config = vae.config
     latents = latents.to(torch.float32)
     if getattr(config, "latents_mean", None) is not None and getattr(config, "latents_std", None) is not None:
@@ -255,7 +335,25 @@ def decode_fp32(pipe: Any, latents: Any) -> np.ndarray:
     else:
         latents = latents / config.scaling_factor
     decoded = vae.decode(latents, return_dict=False)[0]
-    return pipe.image_processor.postprocess(decoded, output_type="np")[0]
+    flagged = [False]
+    checker = getattr(pipe, "safety_checker", None)
+    if checker is not None:
+        decoded, nsfw = pipe.run_safety_checker(decoded, latents.device, next(checker.parameters()).dtype)
+        flagged = list(nsfw) if nsfw is not None else flagged
+    return pipe.image_processor.postprocess(
+        decoded, output_type="np", do_denormalize=[not f for f in flagged]
+    )[0]
+
+
+def fp32_vae(vae: Any) -> Any:
+    """A fp32 copy of ``vae`` built from its config and weights alone. ``copy.deepcopy``
+    would follow accelerate's offload hook (``cpu_offload=true``) to the models offloaded
+    before it, the UNet and both text encoders: 6 to 7 GB more host memory for SDXL."""
+    import torch
+
+    copy = type(vae).from_config(vae.config)
+    copy.load_state_dict({k: v.to(torch.float32) for k, v in vae.state_dict().items()})
+    return copy.to(torch.float32).eval()
 
 
 def _progress(step: int, steps: int) -> None:

@@ -12,12 +12,14 @@ from object_displacement.segmenters.base import Segmenter
 from object_displacement.segmenters.sam import SamSegmenter
 from object_displacement.types import Box, Candidate, Image, Target
 from object_displacement.weights import (
+    TRANSFORMERS_MIN,
     ModelWeights,
     fetch_pretrained,
     load_once,
     load_pretrained,
     missing,
     pretrained_available,
+    require,
 )
 
 
@@ -68,7 +70,9 @@ class GroundedSegmenter(Segmenter, UsesDevice, ModelWeights):
         return [fetch_pretrained(self.model_id, "Grounding DINO"), *self.sam.fetch_weights()]
 
     def check_weights(self) -> None:
-        """Fail at once, before any start-up, when either model is not on this machine."""
+        """Fail at once, before any start-up, when either model is not on this machine (or
+        the installed transformers is older than the one this code calls)."""
+        require("transformers", TRANSFORMERS_MIN, "segmenter=grounded")
         if not pretrained_available(self.model_id):
             raise missing("Grounding DINO", self.model_id, "segmenter.model=/path/to/folder")
         self.sam.check_weights()
@@ -80,7 +84,8 @@ class GroundedSegmenter(Segmenter, UsesDevice, ModelWeights):
 
     def model(self) -> tuple[Any, Any]:
         """(detector, processor) on this component's device, loaded once per process."""
-        return load_once(("grounding_dino", self.model_id, str(self.device)), self._load)
+        model, processor = load_once(("grounding_dino", self.model_id, str(self.device)), self._load)
+        return self.placed(model), processor
 
     def _load(self) -> tuple[Any, Any]:
         from transformers import AutoProcessor, GroundingDinoForObjectDetection

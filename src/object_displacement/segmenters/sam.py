@@ -15,7 +15,7 @@ from object_displacement.geometry import resize_mask
 from object_displacement.runtime import UsesDevice
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.types import Candidate, Image, Target
-from object_displacement.weights import ModelWeights, load_checkpoint, load_once, local_file
+from object_displacement.weights import ModelWeights, check_complete, load_checkpoint, load_once, local_file
 
 ENCODERS: dict[str, dict[str, Any]] = {
     "vit_b": {"embed_dim": 768, "depth": 12, "num_heads": 12, "global_attn_indexes": [2, 5, 8, 11]},
@@ -118,7 +118,7 @@ class SamSegmenter(Segmenter, UsesDevice, ModelWeights):
         """The SAM model on this component's device, loaded once per process."""
         path = local_file(self.checkpoint, f"SAM {self.model_type}", "segmenter.checkpoint")
         key = ("sam", str(path.resolve()), tuple(sorted(_hashable(self.encoder))), str(self.device))
-        return load_once(key, lambda: self._load(path))
+        return self.placed(load_once(key, lambda: self._load(path)))
 
     def _load(self, path: Any) -> Any:
         from segment_anything.build_sam import _build_sam
@@ -131,12 +131,17 @@ class SamSegmenter(Segmenter, UsesDevice, ModelWeights):
             checkpoint=None,
         )
         state = load_checkpoint(path, f"SAM {self.model_type}")
-        try:
-            sam.load_state_dict(state)
+        try:  # not strict: a checkpoint lacking parts is named as such, not as another model's
+            keys = sam.load_state_dict(state, strict=False)
         except (RuntimeError, TypeError, AttributeError) as err:
             raise DisplacementError(
                 f"{path} is not a SAM {self.model_type} checkpoint: set segmenter.model_type to match it"
             ) from err
+        if keys.unexpected_keys:
+            raise DisplacementError(
+                f"{path} is not a SAM {self.model_type} checkpoint: set segmenter.model_type to match it"
+            )
+        check_complete(f"SAM {self.model_type}", str(path), keys.missing_keys)
         return sam.to(self.device).eval()
 
     def propose(self, image: Image, target: Target) -> list[Candidate]:

@@ -10,12 +10,14 @@ from object_displacement.runtime import UsesDevice
 from object_displacement.segmenters.base import Segmenter
 from object_displacement.types import Candidate, Image, Target
 from object_displacement.weights import (
+    TRANSFORMERS_MIN,
     ModelWeights,
     fetch_pretrained,
     load_once,
     load_pretrained,
     missing,
     pretrained_available,
+    require,
 )
 
 GATED = (
@@ -76,7 +78,9 @@ class Sam3Segmenter(Segmenter, UsesDevice, ModelWeights):
         return [fetch_pretrained(self.model_id, "SAM 3", GATED)]
 
     def check_weights(self) -> None:
-        """Fail at once, before any start-up, when the model is not on this machine."""
+        """Fail at once, before any start-up, when the model is not on this machine (or the
+        installed transformers predates SAM 3)."""
+        require("transformers", TRANSFORMERS_MIN, "segmenter=sam3")
         if not pretrained_available(self.model_id):
             raise missing("SAM 3", self.model_id, "segmenter.model=/path/to/folder")
 
@@ -86,7 +90,8 @@ class Sam3Segmenter(Segmenter, UsesDevice, ModelWeights):
 
     def model(self) -> tuple[Any, Any]:
         """(model, processor) on this component's device, loaded once per process."""
-        return load_once(("sam3", self.model_id, str(self.device)), self._load)
+        model, processor = load_once(("sam3", self.model_id, str(self.device)), self._load)
+        return self.placed(model), processor
 
     def _load(self) -> tuple[Any, Any]:
         from transformers import Sam3Model, Sam3Processor

@@ -22,8 +22,8 @@ from object_displacement.weights import ModelWeights, hub_available, is_local, l
 
 Crop = Literal["box", "masked", "context", "combined"]
 CROPS = ("box", "masked", "context", "combined")
-NEUTRAL = (124, 116, 104)
-"""CLIP's mean colour: what 'no information' looks like to the model."""
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+"""The input mean of OpenAI's CLIP (open_clip's default), for a model that names none."""
 
 
 class ClipEmbedder(ModelWeights, UsesDevice):
@@ -116,9 +116,17 @@ class ClipEmbedder(ModelWeights, UsesDevice):
             mx, my = round(self.context * (x1 - x0)), round(self.context * (y1 - y0))
             x0, y0, x1, y1 = grown_box(candidate.bbox, width, height, mx, my)
         crop = image[y0:y1, x0:x1].copy()
+        neutral = self.neutral()
         if kind == "masked":
-            crop[~candidate.mask[y0:y1, x0:x1]] = NEUTRAL
-        return _square(crop)
+            crop[~candidate.mask[y0:y1, x0:x1]] = neutral
+        return _square(crop, neutral)
+
+    def neutral(self) -> tuple[int, int, int]:
+        """The model's input mean as a colour: what normalises to zero, 'no information' to
+        it. Each model family has its own (OpenAI's, ImageNet's, SigLIP's 0.5 grey)."""
+        model, _, _ = self.model()
+        mean = getattr(model.visual, "preprocess_cfg", {}).get("mean", OPENAI_MEAN)
+        return neutral_colour(mean)
 
     # -- weights ---------------------------------------------------------------------------
 
@@ -169,7 +177,8 @@ class ClipEmbedder(ModelWeights, UsesDevice):
     def model(self) -> tuple[Any, Any, Any]:
         """(model, preprocess, tokenizer), loaded once per process."""
         key = ("open_clip", self.model_name, self.pretrained, str(self.device), str(self.dtype))
-        return load_once(key, self._load)
+        model, preprocess, tokenizer = load_once(key, self._load)
+        return self.placed(model), preprocess, tokenizer
 
     def _load(self) -> tuple[Any, Any, Any]:
         import open_clip
@@ -182,7 +191,10 @@ class ClipEmbedder(ModelWeights, UsesDevice):
         try:
             with quiet_libraries():
                 model, _, preprocess = open_clip.create_model_and_transforms(
-                    self.model_name, pretrained=pretrained, device=self.device
+                    self.model_name,
+                    pretrained=pretrained,
+                    device=self.device,
+                    force_quick_gelu=not local_dir and needs_quick_gelu(self.model_name, pretrained),
                 )
                 tokenizer = open_clip.get_tokenizer(self.model_name)
         except (RuntimeError, OSError, ValueError, pickle.UnpicklingError, EOFError) as err:
@@ -194,13 +206,30 @@ class ClipEmbedder(ModelWeights, UsesDevice):
         return model.eval(), preprocess, tokenizer
 
 
-def _square(crop: Image) -> Image:
+def neutral_colour(mean: Sequence[float]) -> tuple[int, int, int]:
+    """The 8-bit colour of a normalisation mean given in 0..1."""
+    r, g, b = (int(np.rint(255 * float(m))) for m in mean)
+    return (r, g, b)
+
+
+def needs_quick_gelu(model_name: str, pretrained: str | None) -> bool:
+    """Whether open_clip's weights ``pretrained`` for ``model_name`` were trained with
+    QuickGELU (OpenAI's): built with plain GELU they give subtly wrong embeddings, and
+    open_clip only warns. A ``-quickgelu`` architecture has it already."""
+    import open_clip
+
+    if pretrained is None or is_local(pretrained) or model_name.endswith("-quickgelu"):
+        return False
+    return bool((open_clip.get_pretrained_cfg(model_name, pretrained) or {}).get("quick_gelu"))
+
+
+def _square(crop: Image, neutral: tuple[int, int, int]) -> Image:
     """Pad to a square with neutral grey, so CLIP's centre crop cuts nothing off."""
     height, width = crop.shape[:2]
     side = max(height, width, 1)
     top, left = (side - height) // 2, (side - width) // 2
     return cv2.copyMakeBorder(
-        crop, top, side - height - top, left, side - width - left, cv2.BORDER_CONSTANT, value=NEUTRAL
+        crop, top, side - height - top, left, side - width - left, cv2.BORDER_CONSTANT, value=neutral
     )
 
 
