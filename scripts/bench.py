@@ -46,6 +46,7 @@ CASES = {
 }
 CASES |= {  # text to mask on the 1024 px photo: the method's path against the text segmenters
     "text-sam3": "SAM 3 (full size, 1008 px) prompted by 'person': instances with scores, one pass",
+    "text-sam3-bf16": "text-sam3 from a folder saved in bf16 (half the download), under bf16 autocast",
     "text-grounded": "Grounding DINO tiny boxes for 'person', then SAM vit_b per box (one embedding)",
 }
 CASES |= {  # whole edits: see the block "whole edits" below
@@ -214,8 +215,8 @@ def save_text_models(kind: str, folder: Path) -> None:
     (tests/tiny_models.py builds them; the tokenizers offline, with the released vocabulary sizes)."""
     from tests.tiny_models import save_grounding_dino, save_sam, save_sam3
 
-    if kind == "sam3":
-        save_sam3(folder, folder, size="full")
+    if kind.startswith("sam3"):
+        save_sam3(folder, folder, size="full", dtype="bfloat16" if kind.endswith("bf16") else "float32")
         return
     save_grounding_dino(folder, folder, size="full")
     save_sam(folder / "sam_vit_b_random.pth", size="full")
@@ -231,8 +232,12 @@ def run_text_case(name: str) -> dict:
     kind = name.removeprefix("text-")
     folder = Path(tempfile.mkdtemp()) / kind
     subprocess.run([sys.executable, __file__, "--save-text", kind, str(folder)], check=True)
-    if kind == "sam3":
+    if kind.startswith("sam3"):
         seg = Sam3Segmenter(str(folder), threshold=0.0)  # random scores: keep the full post-processing
+        if kind.endswith("bf16"):
+            from object_displacement.runtime import make_fabric
+
+            seg.setup(make_fabric(accelerator="cpu", precision="bf16-mixed"))
     else:
         sam = SamSegmenter(checkpoint=str(folder / "sam_vit_b_random.pth"))
         seg = GroundedSegmenter(sam, str(folder), box_threshold=0.0, text_threshold=0.0)

@@ -301,7 +301,7 @@ def save_sam3(folder: Path, work: Path, size: Size = "tiny", dtype: str = "float
 
     torch.manual_seed(0)
     if is_full(size):
-        Sam3Model(Sam3Config()).save_pretrained(folder)
+        Sam3Model(Sam3Config()).to(getattr(torch, dtype)).save_pretrained(folder)
         Sam3Processor(Sam3ImageProcessor(), clip_tokenizer(work / "sam3_tokenizer")).save_pretrained(folder)
         return folder
     small = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
@@ -364,7 +364,9 @@ def save_grounding_dino(folder: Path, work: Path, size: Size = "tiny", dtype: st
     torch.manual_seed(0)
     if is_full(size):
         tokenizer = bert_tokenizer(work / "bert_tokenizer", words=BERT_BASE_WORDS)
-        GroundingDinoForObjectDetection(GroundingDinoConfig()).save_pretrained(folder)
+        GroundingDinoForObjectDetection(GroundingDinoConfig()).to(getattr(torch, dtype)).save_pretrained(
+            folder
+        )
         GroundingDinoProcessor(GroundingDinoImageProcessor(), tokenizer).save_pretrained(folder)
         return folder
     tokenizer = bert_tokenizer(work / "bert_tokenizer")
