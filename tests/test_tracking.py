@@ -187,7 +187,8 @@ def test_slurm_launcher_preset_composes_for_submitit():
         [sys.executable, SCRIPT, "--cfg", "hydra", "hydra/launcher=slurm"], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
-    assert "hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in proc.stdout
+    # submitit's SLURM launcher, as src/hydra_plugins/object_displacement_launcher extends it
+    assert "_target_: hydra_plugins.object_displacement_launcher.SlurmLauncher" in proc.stdout
 
 
 def test_logged_run_finishes_once_and_marks_a_failure():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -91,7 +90,8 @@ def one_line(err: BaseException) -> str:
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a scheduler's time limit), raised in the main thread as Ctrl-C is,
-    so the same clean-up runs: temporaries removed, a dataset's summary written."""
+    so the same clean-up runs: temporaries removed, a dataset's summary written. It may say
+    why (a cluster job stopped at its time limit); its line is then that reason."""
 
 
 def stop_on_sigterm() -> None:
@@ -104,7 +104,9 @@ def stop_on_sigterm() -> None:
 
 
 def _stop_line(err: BaseException | None) -> str:
-    return "error: terminated" if isinstance(err, Terminated) else "error: interrupted"
+    if isinstance(err, Terminated):
+        return f"error: {message(err)}" if str(err) else "error: terminated"
+    return "error: interrupted"
 
 
 def interrupted(err: BaseException | None = None) -> None:
@@ -154,9 +156,10 @@ def _in_multirun() -> bool:
 
 
 class RunChecks(Callback):
-    """Hydra callback: before a run or a sweep, check that its directory can be written and
-    its launcher can run (each one line and exit 2, where Hydra would print a traceback);
-    after a sweep, one line that counts its failed jobs (exit code 2 if any failed)."""
+    """Hydra callback: before a run or a sweep, check that its directory can be written (one
+    line and exit 2, where Hydra would print a traceback; ``hydra/launcher=slurm`` checks its
+    cluster itself); after a sweep, one line that counts its failed jobs (exit code 2 if any
+    failed)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_dir(str(config.hydra.run.dir))
@@ -169,15 +172,6 @@ class RunChecks(Callback):
         mark.parent.mkdir(parents=True, exist_ok=True)
         mark.touch()
         self.started = mark.stat().st_mtime
-        target = str(config.hydra.launcher.get("_target_", ""))
-        if target.endswith("SlurmLauncher") and shutil.which("sbatch") is None:
-            print(
-                "error: hydra/launcher=slurm needs a SLURM cluster (no `sbatch` on this machine): "
-                "run the sweep on the cluster's login node, or use hydra/launcher=parallel here",
-                file=sys.stderr,
-                flush=True,
-            )
-            sys.exit(USER_ERROR_EXIT)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(str(config.hydra.sweep.dir))

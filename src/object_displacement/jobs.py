@@ -16,12 +16,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
 from object_displacement.build import build, build_pipeline, edit_defaults
-from object_displacement.dataset import columns_of, read_manifest, row_request, write_csv
+from object_displacement.dataset import Row, columns_of, read_manifest, row_request, write_csv
 from object_displacement.edit import check_outputs, edit, write
 from object_displacement.errors import DisplacementError
 from object_displacement.io import atomic_open, check_can_write
 from object_displacement.loggers.base import RunLogger, flatten, logged_run
 from object_displacement.request import make_request
+from object_displacement.shards import RECORDS_FILE, Records, check_shard, shard_rows
 from object_displacement.targets import has_target
 from object_displacement.types import EditRequest, Result
 
@@ -34,11 +35,13 @@ MOVE_SETTINGS = ("dx", "dy", "scale", "flip", "anchor")
 @dataclass(frozen=True)
 class JobContext:
     """What a job needs of Hydra's runtime, read once: where it writes, where Hydra saved
-    its config, and which job of a parallel sweep it is (that picks its GPU)."""
+    its config, which job of a parallel sweep it is (that picks its GPU), and the overrides
+    it was started with (a dataset shard records them)."""
 
     run_dir: Path
     config_file: Path | None = None
     job_number: int | None = None
+    overrides: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, cfg: DictConfig) -> JobContext:
@@ -58,7 +61,8 @@ class JobContext:
         side_by_side = hydra.mode == RunMode.MULTIRUN and "BasicLauncher" not in str(
             hydra.launcher.get("_target_", "")
         )
-        return cls(run_dir, saved, int(hydra.job.num) if side_by_side else None)
+        overrides = tuple(str(o) for o in hydra.overrides.task)
+        return cls(run_dir, saved, int(hydra.job.num) if side_by_side else None, overrides)
 
 
 def run_job(cfg: DictConfig) -> Any:
@@ -152,23 +156,37 @@ def ranking_table(result: Result) -> tuple[list[str], list[list[Any]]]:
 
 
 def run_dataset(cfg: DictConfig, context: JobContext | None = None) -> list[dict[str, Any]]:
-    """Every edit of ``cfg.dataset.manifest``, each with the run's settings where its row is
-    silent; a row that fails is recorded with its reason and the others go on. Returns one
-    summary row per edit (also ``summary.csv`` in the run dir)."""
+    """Every edit of ``cfg.dataset.manifest`` (of its shard ``dataset.shard``, if set), each
+    with the run's settings where its row is silent; a row that fails is recorded with its
+    reason and the others go on. Returns one summary row per edit (also ``summary.csv`` in
+    the run dir); a shard also records each row as it ends (:mod:`object_displacement.shards`)."""
     context = context or JobContext.of(cfg)
-    rows_in = read_manifest(Path(cfg.dataset.manifest))
+    shard, shards = check_shard(cfg.dataset.get("shard"), cfg.dataset.get("shards", 1))
+    manifest = Path(cfg.dataset.manifest)
+    rows_in = shard_rows(read_manifest(manifest), shard, shards)
     check_can_write(context.run_dir / "summary.csv")
     pipeline = build_pipeline(cfg, context.job_number)
     edits_dir = (context.run_dir / "edits").resolve()
-    if any(r.target["prompt"] for r in rows_in) and not pipeline.selector.reads_text:
+    if any(r.target["prompt"] for _, r in rows_in) and not pipeline.selector.reads_text:
         log.warning(
             "the manifest's prompts are ignored: the %s selector does not read text (use selector=clip)",
             type(pipeline.selector).__name__,
         )
     rows: list[dict[str, Any]] = []
     run_logger = build(cfg.logger, RunLogger)
-    with logged_run(run_logger, _plain(cfg)) as logger, _summary_on_stop(context, rows, rows_in):  # type: ignore[arg-type]
-        for step, row_in in enumerate(tqdm(rows_in, desc=f"dataset {cfg.dataset.name}", unit="edit")):
+    with (
+        _records(context, manifest, shard, shards) as records,
+        logged_run(run_logger, _plain(cfg)) as logger,  # type: ignore[arg-type]
+        _summary_on_stop(context, rows, rows_in),
+    ):
+        for step, (number, row_in) in enumerate(
+            tqdm(rows_in, desc=f"dataset {cfg.dataset.name}", unit="edit")
+        ):
+            kept = records.kept_row(number, row_in, edits_dir / row_in.id) if records else None
+            if kept is not None:  # a shard run again: this row finished the last time
+                log.info("edit %s finished in an earlier run of this shard: kept", row_in.id)
+                rows.append(kept)
+                continue
             row: dict[str, Any] = {"id": row_in.id, "image": row_in.image, "status": "ok", "error": ""}
             try:
                 request = row_request(row_in, pipeline.defaults)
@@ -189,6 +207,8 @@ def run_dataset(cfg: DictConfig, context: JobContext | None = None) -> list[dict
                 row.update(flatten(metrics))
                 logger.log_image("edits/grid", images["grid"], caption=row_in.id, step=step)
             rows.append(row)
+            if records is not None:
+                records.add(number, row_in, row)
         columns = columns_of(rows)
         write_csv(context.run_dir / "summary.csv", columns, rows)
         logger.log_table("edits/summary", columns, [[r.get(c) for c in columns] for r in rows])
@@ -198,16 +218,34 @@ def run_dataset(cfg: DictConfig, context: JobContext | None = None) -> list[dict
     return rows
 
 
+def _records(
+    context: JobContext, manifest: Path, shard: int | None, shards: int
+) -> contextlib.AbstractContextManager[Records | None]:
+    """A shard's record of its rows (none for a whole manifest): its header says which
+    manifest, shard and settings, so a run again of the same shard keeps what it finished."""
+    if shard is None:
+        return contextlib.nullcontext()
+    header = {
+        "manifest": str(manifest.resolve()),
+        "shard": shard,
+        "shards": shards,
+        "overrides": list(context.overrides),
+    }
+    return Records(context.run_dir / RECORDS_FILE, header)
+
+
 @contextlib.contextmanager
-def _summary_on_stop(context: JobContext, rows: list[dict[str, Any]], rows_in: list[Any]) -> Iterator[None]:
+def _summary_on_stop(
+    context: JobContext, rows: list[dict[str, Any]], rows_in: list[tuple[int, Row]]
+) -> Iterator[None]:
     """Ctrl-C or SIGTERM mid-dataset: ``summary.csv`` still lists the edits done, and the
-    rest as not run, before the run ends with its one line."""
+    rest as not run, before the run ends with its one line (a cluster job's says why)."""
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        why = str(err) or "interrupted"
         rest = [
-            {"id": r.id, "image": r.image, "status": "not run", "error": "interrupted"}
-            for r in rows_in[len(rows) :]
+            {"id": r.id, "image": r.image, "status": "not run", "error": why} for _, r in rows_in[len(rows) :]
         ]
         with contextlib.suppress(OSError):
             everything = [*rows, *rest]

@@ -5,21 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from object_displacement.loggers.base import RunLogger, flatten
+from object_displacement.network import reachable
 from object_displacement.types import Image
 
 log = logging.getLogger(__name__)
 
 
 class WandbLogger(RunLogger):
-    """One W&B run per job; the jobs of one multirun share a group.
+    """One W&B run per job; the jobs of one multirun share a group. On a cluster the run's
+    config also says which SLURM job it was (``slurm.job_id``, ``slurm.node``).
 
     A run never blocks or fails for want of a network: it is offline unless ``mode``,
     ``WANDB_MODE`` or an API key (``WANDB_API_KEY`` or ``wandb login``) says otherwise.
@@ -73,13 +73,14 @@ class WandbLogger(RunLogger):
                 server_url(),
             )
             mode = "offline"
+        job = slurm_job()
         self.run = wandb.init(
             project=self.project,
             entity=self.entity,
             name=name,
             group=group,
             tags=self.tags,
-            config=config,
+            config={**config, "slurm": job} if job else config,
             dir=self.dir,
             mode=mode,
             settings=wandb.Settings(silent=True, console="off"),
@@ -132,7 +133,6 @@ HOME_DIRS = {
 }
 """W&B's folders under the home directory, the variables that move them, and their names
 in the run's ``wandb/`` when the home directory cannot hold them."""
-REACH_TIMEOUT_S = 3.0
 
 
 def home_dirs_or_local(local: Path) -> None:
@@ -156,16 +156,10 @@ def server_url() -> str:
     return os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
 
 
-def server_reachable(timeout: float = REACH_TIMEOUT_S) -> bool:
-    """Whether W&B's server answers a TCP connection within ``timeout`` seconds: a run never
-    waits on a network (W&B itself retries for 90 s, then fails)."""
-    url = urlsplit(server_url())
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def server_reachable() -> bool:
+    """Whether W&B's server answers within seconds: a run never waits on a network (W&B
+    itself retries for 90 s, then fails)."""
+    return reachable(server_url())
 
 
 def _hydra_job() -> tuple[str, str | None]:
@@ -178,6 +172,18 @@ def _hydra_job() -> tuple[str, str | None]:
     hc = HydraConfig.get()
     sweep = sweep_name(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
     return hc.job.override_dirname, sweep
+
+
+def slurm_job() -> dict[str, str] | None:
+    """The SLURM job a cluster sweep's run ran as (``squeue``/``sacct`` know it by this
+    id: ``<array>_<task>``), and its node; ``None`` off a cluster."""
+    env = os.environ
+    if "SLURM_JOB_ID" not in env:
+        return None
+    job = env["SLURM_JOB_ID"]
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        job = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return {"job_id": job, "node": env.get("SLURMD_NODENAME", "")}
 
 
 def sweep_name(directory: str) -> str:
