@@ -236,8 +236,9 @@ CLI_ERRORS = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("args", "message"), CLI_ERRORS)
 def test_each_mistake_is_one_line_exit_2(args, message, files, tmp_path):
-    if "hydra/launcher=slurm" in args and shutil.which("sbatch"):
-        pytest.skip("this machine is a SLURM cluster")
+    env = None
+    if "hydra/launcher=slurm" in args:  # as off a cluster, here too: no sbatch on the PATH
+        env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
     before = files["cat"].read_bytes()
     run = tmp_path / "run"
     args = [a.format(**files) for a in args]
@@ -245,7 +246,7 @@ def test_each_mistake_is_one_line_exit_2(args, message, files, tmp_path):
         args.append(f"hydra.sweep.dir={tmp_path / 'sweep'}")
     if not any(a.startswith("hydra.run.dir=") for a in args):
         args.append(f"hydra.run.dir={run}")
-    proc = displace(*args)
+    proc = displace(*args, env=env)
     line = assert_one_error_line(proc, message)
     assert "weights_only" not in line and "this checkpoint ran code" not in proc.stdout
     assert files["cat"].read_bytes() == before
