@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.abc
 import multiprocessing.util
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -15,6 +17,24 @@ from omegaconf import DictConfig, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+SCRIPT = str(ROOT / "scripts" / "displace.py")
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+"""A CLI run's environment: no model hub, W&B offline (`make test` sets the same)."""
+
+
+def displace(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """The CLI, offline, without W&B or the shared stage cache unless ``args`` set them."""
+    defaults = ["logger=none", "cache.enabled=false"]
+    defaults = [d for d in defaults if not any(a.startswith(d.split("=")[0] + "=") for a in args)]
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args, *defaults],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=OFFLINE if env is None else env,
+    )
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:

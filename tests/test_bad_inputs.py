@@ -36,23 +36,7 @@ from object_displacement.errors import DisplacementError, WriteError
 from object_displacement.io import atomic_open, read_image, write_image
 from object_displacement.request import make_move, make_request
 from object_displacement.types import Candidate, Target
-from tests.conftest import ROOT
-
-SCRIPT = str(ROOT / "scripts" / "displace.py")
-OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-
-
-def displace(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The CLI without W&B or the shared stage cache, unless ``args`` set them."""
-    defaults = ["logger=none", "cache.enabled=false"]
-    defaults = [d for d in defaults if not any(a.startswith(d.split("=")[0] + "=") for a in args)]
-    return subprocess.run(
-        [sys.executable, SCRIPT, *args, *defaults],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env or OFFLINE,
-    )
+from tests.conftest import OFFLINE, ROOT, SCRIPT, displace
 
 
 def assert_one_error_line(proc: subprocess.CompletedProcess, message: str, code: int = 2) -> str:

@@ -7,9 +7,6 @@ never loaded with random weights in its place.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from skimage import data
 
@@ -21,20 +18,10 @@ from object_displacement.segmenters.sam3 import Sam3Segmenter
 from object_displacement.selectors.clip_embedder import ClipEmbedder, needs_quick_gelu
 from object_displacement.types import Target
 from object_displacement.weights import check_complete, skipped_formats
-from tests.conftest import ROOT
+from tests.conftest import displace
 from tests.tiny_models import SAM_ENCODER, drop_weights, save_grounding_dino, save_sam3, save_sd_inpaint
 
 COFFEE = data.coffee()
-
-
-def displace(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "displace.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 @pytest.mark.models

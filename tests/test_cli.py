@@ -1,27 +1,15 @@
 """The command line as a user runs it, through a subprocess."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
 
-from tests.conftest import ROOT
+from tests.conftest import displace
 
 pytestmark = pytest.mark.slow
-SCRIPT = str(ROOT / "scripts" / "displace.py")
-
-
-def displace(*args: str) -> subprocess.CompletedProcess:
-    """The CLI without W&B or the shared stage cache, unless ``args`` set them."""
-    defaults = ["logger=none", "cache.enabled=false"]
-    defaults = [d for d in defaults if not any(a.startswith(d.split("=")[0] + "=") for a in args)]
-    return subprocess.run(
-        [sys.executable, SCRIPT, *args, *defaults], capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.fixture(scope="module")

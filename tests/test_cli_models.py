@@ -1,29 +1,14 @@
 """The model pipeline from the command line, on tiny random models, offline."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import displace
 from tests.tiny_models import overrides
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]  # the tiny models are built here
-SCRIPT = str(ROOT / "scripts" / "displace.py")
-
-
-def displace(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, SCRIPT, *args, "logger=none", "cache.enabled=false"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
 
 
 @pytest.mark.parametrize(

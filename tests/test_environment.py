@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from object_displacement.errors import DisplacementError
 from object_displacement.weights import TRANSFORMERS_MIN, require, too_old
-from tests.conftest import ROOT
+from tests.conftest import ROOT, displace
 
 
 def test_the_transformers_pin_is_the_version_the_code_needs():
@@ -41,20 +39,7 @@ def test_a_hub_out_of_reach_without_offline_mode_is_one_error_line_not_a_minute_
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     env["HF_ENDPOINT"] = "https://hub.invalid"  # never resolves, as with no network (and retried)
     env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "displace.py"),
-            "selector=clip",
-            "inpainter=sdxl",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
+    proc = displace("selector=clip", "inpainter=sdxl", f"hydra.run.dir={tmp_path / 'run'}", env=env)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: CLIP weights") and "make weights" in lines[0]

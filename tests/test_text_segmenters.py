@@ -27,6 +27,7 @@ from object_displacement.selectors.point import PointSelector
 from object_displacement.types import Candidate, Target
 from object_displacement.weights import WeightsMissing
 from tests.conftest import ROOT
+from tests.conftest import displace as run_displace
 from tests.tiny_models import SAM_ENCODER, save_grounding_dino, save_sam3
 
 pytestmark = pytest.mark.models  # every test reads the tiny text models, or their weights check
@@ -280,13 +281,9 @@ def test_the_methods_known_failure_and_what_each_text_segmenter_returns(text_mod
 
 # -- the command line ---------------------------------------------------------------------------
 
-SCRIPT = str(ROOT / "scripts" / "displace.py")
-
 
 def displace(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, SCRIPT, *args, "logger=none", "cache.enabled=false", "fabric.accelerator=cpu"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    return run_displace(*args, "fabric.accelerator=cpu")
 
 
 def sam_overrides(text_models, node: str) -> list[str]:
