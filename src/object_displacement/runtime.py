@@ -131,7 +131,7 @@ class UsesDevice:
 
     def resident_bytes(self) -> int:
         """Bytes of this component's models (weights and buffers) on its device now."""
-        return sum(_bytes(m) for m in self.__dict__.get("_modules", []) if _device_of(m) == self.device)
+        return sum(module_bytes(m) for m in self.__dict__.get("_modules", []) if _device_of(m) == self.device)
 
     def working_bytes(self) -> int:
         """Device memory this component needs while it runs; by default its weights."""
@@ -154,11 +154,13 @@ def models_to_park(
     until the rest fits. SAM vit_h (2.6 GB), SAM 3 (3.4 GB), Grounding DINO and CLIP kept
     beside SDXL (7 GB of fp16 weights and its working memory) overflow a 12 GB card."""
     budget = card_bytes * (1 - reserve) - running_bytes
+    kept = sum(resident.values())
     parked: list[str] = []
     for name in sorted(resident, key=lambda n: -resident[n]):
-        if sum(resident.values()) - sum(resident[p] for p in parked) <= budget:
+        if kept <= budget:
             break
         parked.append(name)
+        kept -= resident[name]
     return parked
 
 
@@ -166,10 +168,8 @@ def make_room(running: object, components: Iterable[object]) -> list[str]:
     """Before ``running`` runs a model on a GPU, park the other components' models that
     :func:`models_to_park` says must leave; their next use brings them back. The names of
     the components parked; nothing on a CPU, where models share the host's memory."""
-    if not isinstance(running, UsesDevice) or running.fabric is None:  # no Fabric: the CPU
-        return []
-    if running.device.type != "cuda":
-        return []
+    if not isinstance(running, UsesDevice) or running.fabric is None or running.device.type != "cuda":
+        return []  # no Fabric (the CPU) or not a GPU
     import torch
 
     others = {
@@ -193,7 +193,8 @@ def _device_of(module: Any) -> Any:
     return None if tensor is None else tensor.device
 
 
-def _bytes(module: Any) -> int:
+def module_bytes(module: Any) -> int:
+    """Bytes of a torch module's weights and buffers."""
     return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
 
 

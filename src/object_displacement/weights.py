@@ -86,10 +86,9 @@ def go_offline() -> None:
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     constants.HF_HUB_OFFLINE = True
-    for name in ("diffusers.utils.hub_utils",):  # imported the flag by value
-        module = sys.modules.get(name)
-        if module is not None and hasattr(module, "HF_HUB_OFFLINE"):
-            module.HF_HUB_OFFLINE = True
+    hub_utils = sys.modules.get("diffusers.utils.hub_utils")  # imported the flag by value
+    if hub_utils is not None and hasattr(hub_utils, "HF_HUB_OFFLINE"):
+        hub_utils.HF_HUB_OFFLINE = True
 
 
 class ModelWeights(ABC):

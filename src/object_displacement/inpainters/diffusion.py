@@ -11,7 +11,7 @@ from object_displacement.geometry import resize
 from object_displacement.inpainters.base import Inpainter, InpaintFailed
 from object_displacement.inpainters.harmonize import harmonized_paste
 from object_displacement.inpainters.model_crops import latent_mask, model_crops, model_size
-from object_displacement.runtime import UsesDevice, quiet_libraries
+from object_displacement.runtime import UsesDevice, module_bytes, quiet_libraries
 from object_displacement.settings import Range, Seed
 from object_displacement.types import Box, Image, Mask
 from object_displacement.weights import (
@@ -209,11 +209,7 @@ class DiffusionInpainter(Inpainter, UsesDevice, ModelWeights):
         import torch
 
         pipe = self.pipeline()
-        sizes = [
-            sum(t.numel() * t.element_size() for t in [*c.parameters(), *c.buffers()])
-            for c in pipe.components.values()
-            if isinstance(c, torch.nn.Module)
-        ]
+        sizes = [module_bytes(c) for c in pipe.components.values() if isinstance(c, torch.nn.Module)]
         weights = max(sizes, default=0) if self.cpu_offload else sum(sizes)
         return weights + round(WORKING_BYTES_AT_1024 * (self.resolution / 1024) ** 2)
 

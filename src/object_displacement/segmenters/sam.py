@@ -131,16 +131,15 @@ class SamSegmenter(Segmenter, UsesDevice, ModelWeights):
             checkpoint=None,
         )
         state = load_checkpoint(path, f"SAM {self.model_type}")
+        other_model = DisplacementError(
+            f"{path} is not a SAM {self.model_type} checkpoint: set segmenter.model_type to match it"
+        )
         try:  # not strict: a checkpoint lacking parts is named as such, not as another model's
             keys = sam.load_state_dict(state, strict=False)
         except (RuntimeError, TypeError, AttributeError) as err:
-            raise DisplacementError(
-                f"{path} is not a SAM {self.model_type} checkpoint: set segmenter.model_type to match it"
-            ) from err
+            raise other_model from err
         if keys.unexpected_keys:
-            raise DisplacementError(
-                f"{path} is not a SAM {self.model_type} checkpoint: set segmenter.model_type to match it"
-            )
+            raise other_model
         check_complete(f"SAM {self.model_type}", str(path), keys.missing_keys)
         return sam.to(self.device).eval()
 

@@ -63,6 +63,7 @@ class ClipEmbedder(ModelWeights, UsesDevice):
         self.context = context
         self.batch_size = batch_size
         self._text_cache: dict[str, Any] = {}
+        self._neutral: tuple[int, int, int] | None = None
 
     # -- embeddings ------------------------------------------------------------------------
 
@@ -123,10 +124,13 @@ class ClipEmbedder(ModelWeights, UsesDevice):
 
     def neutral(self) -> tuple[int, int, int]:
         """The model's input mean as a colour: what normalises to zero, 'no information' to
-        it. Each model family has its own (OpenAI's, ImageNet's, SigLIP's 0.5 grey)."""
-        model, _, _ = self.model()
-        mean = getattr(model.visual, "preprocess_cfg", {}).get("mean", OPENAI_MEAN)
-        return neutral_colour(mean)
+        it. Each model family has its own (OpenAI's, ImageNet's, SigLIP's 0.5 grey). Read
+        from the model once: every crop asks."""
+        if self._neutral is None:
+            model, _, _ = self.model()
+            mean = getattr(model.visual, "preprocess_cfg", {}).get("mean", OPENAI_MEAN)
+            self._neutral = neutral_colour(mean)
+        return self._neutral
 
     # -- weights ---------------------------------------------------------------------------
 
