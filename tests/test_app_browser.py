@@ -323,6 +323,10 @@ def test_two_objects_moved_by_dragging_equal_the_cli(app_url, browser, tmp_path)
     # another tab starts empty: it does not see this tab's photo or result
     browser.switch_to.new_window("tab")
     browser.get(app_url)
-    wait_for(browser, lambda d: d.find_elements(By.ID, "status"))
+    # the editor's canvas is made by its js_on_load, after the status line is there
+    wait_for(
+        browser,
+        lambda d: d.find_elements(By.ID, "status") and d.find_elements(By.CSS_SELECTOR, "#editor canvas"),
+    )
     assert "Open a photo" in status(browser)
     assert not browser.execute_script("return arguments[0].odEditor.ready()", editor(browser))
