@@ -55,15 +55,25 @@ def sweep(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
 
-def squeue(array: str, env: dict[str, str]) -> dict[str, str]:
-    answer = subprocess.run(
-        ["squeue", "--noheader", "--array", "--states=all", f"--jobs={array}", "--format=%i|%T"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    return dict(line.split("|") for line in answer.stdout.split())
+def squeue(array: str, env: dict[str, str], settle_s: float = 60) -> dict[str, str]:
+    """Each job's state once the scheduler has seen them all end. A sweep returns when every
+    job has written its result, and a job's process may still be exiting then (``RUNNING``,
+    ``COMPLETING``): asking once at that moment is a race (it failed a CI run)."""
+    from object_displacement.slurm import has_ended
+
+    deadline = time.monotonic() + settle_s
+    while True:
+        answer = subprocess.run(
+            ["squeue", "--noheader", "--array", "--states=all", f"--jobs={array}", "--format=%i|%T"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        states = dict(line.split("|") for line in answer.stdout.split())
+        if all(has_ended(state) for state in states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
 
 
 def arrays(sweep_dir: Path) -> list[str]:
