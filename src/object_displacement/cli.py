@@ -177,7 +177,7 @@ class RunChecks(Callback):
         sweep = Path(str(config.hydra.sweep.dir))
         started = getattr(self, "started", 0.0)
         jobs = sorted(
-            (p for p in sweep.iterdir() if _job_started(p) >= started), key=lambda p: (len(p.name), p.name)
+            (p for p in sweep.iterdir() if job_started(p) >= started), key=lambda p: (len(p.name), p.name)
         )
         failed = [p for p in jobs if (p / ERROR_FILE).is_file()]
         if not failed:
@@ -193,7 +193,16 @@ class RunChecks(Callback):
         sys.exit(USER_ERROR_EXIT)
 
 
-def _job_started(job_dir: Path) -> float:
+def sweep_started(sweep_dir: Path) -> float:
+    """When the sweep last run in ``sweep_dir`` started (its mark); 0 where none has: the
+    jobs of that sweep are the dirs :func:`job_started` since."""
+    try:
+        return (sweep_dir / SWEEP_MARK).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def job_started(job_dir: Path) -> float:
     """When a sweep job started (Hydra writes its ``.hydra/`` first); -1 for no job dir."""
     try:
         return (job_dir / ".hydra" / "overrides.yaml").stat().st_mtime

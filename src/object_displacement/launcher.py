@@ -32,11 +32,11 @@ from typing import Any
 
 from object_displacement.cli import (
     ERROR_FILE,
-    SWEEP_MARK,
     USER_ERROR_EXIT,
     Terminated,
     one_line,
     record_failure,
+    sweep_started,
 )
 from object_displacement.errors import DisplacementError
 from object_displacement.slurm import GONE, PREEMPTED, has_ended, job_states, stop_reason, use_cluster
@@ -88,16 +88,16 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         (job.dir / DONE_FILE).unlink(missing_ok=True)
     if todo:
         submitted = submit(launcher, todo)
+        array = submitted[0].job_id.split("_")[0]
         log.info(
             "%d jobs submitted to SLURM (%s) as array %s; waiting (squeue --jobs=%s)",
             len(todo),
             conf,
-            submitted[0].job_id.split("_")[0],
-            submitted[0].job_id.split("_")[0],
+            array,
+            array,
         )
         ended = wait(submitted, float(own.get("poll_s", 30.0)))
-        mark = sweep_dir / SWEEP_MARK
-        started = mark.stat().st_mtime if mark.is_file() else 0.0
+        started = sweep_started(sweep_dir)
         for job, handle in zip(todo, submitted, strict=True):
             if handle.job_id in ended:
                 record_stop(job, handle, ended[handle.job_id], launcher.params.get("timeout_min"), started)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 
-from object_displacement.cli import ERROR_FILE, SWEEP_MARK, one_line
+from object_displacement.cli import ERROR_FILE, job_started, one_line, sweep_started
 from object_displacement.errors import DisplacementError
 from object_displacement.shards import RECORDS_FILE, read_records, settings_of, shard_in, shard_rows
 
@@ -33,14 +33,12 @@ def sweep_jobs(sweep_dir: Path) -> Iterator[tuple[Path, list[str]]]:
     tally counts them) and each one's overrides."""
     import yaml
 
-    mark = sweep_dir / SWEEP_MARK
-    started = mark.stat().st_mtime if mark.is_file() else 0.0
+    started = sweep_started(sweep_dir)
     for job_dir in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
-        overrides = job_dir / ".hydra" / "overrides.yaml"
+        if job_started(job_dir) < started:
+            continue
         try:
-            if overrides.stat().st_mtime < started:
-                continue
-            listed = yaml.safe_load(overrides.read_text()) or []
+            listed = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
         except (OSError, yaml.YAMLError):
             continue
         yield job_dir, [str(o) for o in listed]
